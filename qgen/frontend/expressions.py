@@ -1,0 +1,202 @@
+"""Parse-tree expressions to typed IR expressions: name resolution, units and dimension checks."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+
+from lark import Token, Tree
+
+from qgen.errors import Code
+from qgen.frontend.source import Diagnostics, SourceFile
+from qgen.frontend.units import UNITS, closest_units
+from qgen.ir.dimension import DIMENSIONLESS, Dimension
+from qgen.ir.evaluate import evaluate
+from qgen.ir.nodes import Binary, Call, Expr, Location, Name, Number, Unary
+
+_QUANTITY = re.compile(r"((?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)[ \t]*([A-Za-z_]\w*)")
+
+# Functions the language knows; the arguments of all but abs/min/max/sqrt must be dimensionless.
+_TRANSCENDENTAL = {"exp", "log", "tanh", "sin", "cos"}
+_ROUNDING = {"round", "floor", "ceil"}
+_SAME_DIM = {"abs", "min", "max"}
+ARITY = {**{f: 1 for f in _TRANSCENDENTAL | _ROUNDING}, "abs": 1, "sqrt": 1, "min": 2, "max": 2}
+
+
+class Invalid(Exception):
+    """An expression was rejected; the error is already in the diagnostics."""
+
+
+@dataclass
+class Scope:
+    """What names mean where an expression appears."""
+
+    names: dict[str, tuple[str, Dimension]] = field(default_factory=dict)  # name -> (role, dim)
+    values: dict[str, float] = field(default_factory=dict)  # known constant values
+    unknown_code: Code = Code.UNKNOWN_NAME
+
+    def with_names(self, extra: dict[str, tuple[str, Dimension]]) -> Scope:
+        return Scope({**self.names, **extra}, dict(self.values), self.unknown_code)
+
+
+class ExpressionBuilder:
+    def __init__(self, source: SourceFile, diag: Diagnostics) -> None:
+        self.source = source
+        self.diag = diag
+
+    def loc(self, node) -> Location:
+        return self.source.location(node)
+
+    def fail(self, code: Code, message: str, node, hint: str | None = None) -> Invalid:
+        self.diag.error(code, message, self.loc(node), hint)
+        return Invalid()
+
+    # ------------------------------------------------------------ building
+
+    def build(self, tree, scope: Scope) -> Expr:
+        loc = self.loc(tree)
+        if isinstance(tree, Token):  # a bare NAME token used as an expression
+            return self._name(tree, scope, loc)
+        kind = tree.data
+        if kind == "number":
+            return Number(DIMENSIONLESS, loc, float(tree.children[0]))
+        if kind == "quantity":
+            return self._quantity(tree.children[0], loc)
+        if kind == "name":
+            return self._name(tree.children[0], scope, loc)
+        if kind in ("neg", "pos"):
+            operand = self.build(tree.children[0], scope)
+            return operand if kind == "pos" else Unary(operand.dim, loc, "-", operand)
+        if kind in ("add", "sub", "mul", "div"):
+            left, right = (self.build(c, scope) for c in tree.children)
+            op = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[kind]
+            if op in "+-":
+                if left.dim != right.dim:
+                    raise self.fail(Code.DIMENSION_MISMATCH,
+                                    f"cannot {'add' if op == '+' else 'subtract'} {_dim(right.dim)} "
+                                    f"{'to' if op == '+' else 'from'} {_dim(left.dim)}", tree,
+                                    _unit_hint(left, right))
+                dim = left.dim
+            else:
+                dim = left.dim * right.dim if op == "*" else left.dim / right.dim
+            return Binary(dim, loc, op, left, right)
+        if kind == "pow":
+            return self._power(tree, scope, loc)
+        if kind == "call":
+            return self._call(tree, scope, loc)
+        if kind == "keyword":
+            raise self.fail(Code.BAD_ARGUMENT, "keyword arguments are not allowed here", tree)
+        raise self.fail(Code.SYNTAX, f"unexpected {kind}", tree)
+
+    def _quantity(self, token: Token, loc: Location) -> Number:
+        number, unit = _QUANTITY.fullmatch(str(token)).groups()
+        if unit not in UNITS:
+            close = closest_units(unit)
+            hint = f"did you mean {' or '.join(close)}?" if close else "known units: " + ", ".join(UNITS)
+            raise self.fail(Code.UNKNOWN_UNIT, f"unknown unit {unit!r}", token, hint)
+        factor, dim = UNITS[unit]
+        return Number(dim, loc, float(number) * factor)
+
+    def _name(self, token: Token, scope: Scope, loc: Location) -> Expr:
+        name = str(token)
+        if name in scope.names:
+            role, dim = scope.names[name]
+            if role == "constant":
+                return Number(dim, loc, scope.values[name])
+            return Name(dim, loc, name, role)
+        if name in UNITS:
+            factor, dim = UNITS[name]
+            return Number(dim, loc, factor)
+        close = difflib.get_close_matches(name, list(scope.names), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else _known(scope)
+        raise self.fail(scope.unknown_code, f"unknown name {name!r}", token, hint)
+
+    def _power(self, tree: Tree, scope: Scope, loc: Location) -> Expr:
+        base, exponent = (self.build(c, scope) for c in tree.children)
+        if not exponent.dim.is_dimensionless:
+            raise self.fail(Code.DIMENSION_MISMATCH, f"an exponent must be dimensionless, not {_dim(exponent.dim)}",
+                            tree.children[1])
+        if base.dim.is_dimensionless:
+            return Binary(DIMENSIONLESS, loc, "**", base, exponent)
+        value = self.try_constant(exponent)
+        if value is None or value != int(value):
+            raise self.fail(Code.DIMENSION_MISMATCH,
+                            f"a quantity with a unit ({_dim(base.dim)}) can only be raised to an integer constant",
+                            tree.children[1])
+        return Binary(base.dim ** int(value), loc, "**", base, exponent)
+
+    def _call(self, tree: Tree, scope: Scope, loc: Location) -> Expr:
+        func_token, *arg_trees = tree.children
+        func = str(func_token)
+        arg_trees = [a for a in arg_trees if a is not None]
+        if func not in ARITY:
+            close = difflib.get_close_matches(func, list(ARITY), n=2)
+            hint = (f"did you mean {' or '.join(close)}?" if close
+                    else "known functions: " + ", ".join(sorted(ARITY)))
+            raise self.fail(Code.UNKNOWN_FUNCTION, f"unknown function {func!r}", func_token, hint)
+        if len(arg_trees) != ARITY[func]:
+            raise self.fail(Code.BAD_ARGUMENT,
+                            f"{func}() takes {ARITY[func]} argument{'s' * (ARITY[func] > 1)}, "
+                            f"got {len(arg_trees)}", tree)
+        args = tuple(self.build(a, scope) for a in arg_trees)
+        if func in _SAME_DIM:
+            if len({a.dim for a in args}) > 1:
+                raise self.fail(Code.DIMENSION_MISMATCH,
+                                f"the arguments of {func}() have different dimensions: "
+                                + " and ".join(_dim(a.dim) for a in args), tree)
+            dim = args[0].dim
+        elif func == "sqrt":
+            dim = args[0].dim.root(2)
+            if dim is None:
+                raise self.fail(Code.DIMENSION_MISMATCH, f"cannot take the square root of {_dim(args[0].dim)}", tree)
+        else:
+            if not args[0].dim.is_dimensionless:
+                raise self.fail(Code.DIMENSION_MISMATCH,
+                                f"the argument of {func}() must be dimensionless, not {_dim(args[0].dim)}", tree,
+                                "divide by a quantity of the same unit, e.g. exp(-t_ref / tau_m)")
+            dim = DIMENSIONLESS
+        return Call(dim, loc, func, args)
+
+    # ------------------------------------------------------------ constants
+
+    def try_constant(self, expr: Expr) -> float | None:
+        try:
+            value = evaluate(expr, {})
+        except KeyError:
+            return None
+        except (ArithmeticError, ValueError):
+            return math.nan
+        return value
+
+    def constant(self, tree, scope: Scope, what: str) -> tuple[float, Dimension]:
+        """Build and evaluate an expression that must be a finite constant."""
+        expr = self.build(tree, scope)
+        try:
+            value = evaluate(expr, scope.values)
+        except KeyError as missing:
+            raise self.fail(Code.NOT_CONSTANT,
+                            f"{what} must be a constant, but uses {missing.args[0]!r}", tree) from None
+        except (ArithmeticError, ValueError):
+            raise self.fail(Code.BAD_VALUE, f"{what} cannot be evaluated (division by zero or a domain error)",
+                            tree) from None
+        if not math.isfinite(value):
+            raise self.fail(Code.BAD_VALUE, f"{what} is not finite", tree)
+        return value, expr.dim
+
+
+def _dim(dim: Dimension) -> str:
+    return "a dimensionless value" if dim.is_dimensionless else f"a value in {dim}"
+
+
+def _known(scope: Scope) -> str:
+    names = sorted(n for n, (role, _) in scope.names.items() if role != "constant")
+    return "names in scope: " + ", ".join(names) if names else "no names are in scope here"
+
+
+def _unit_hint(left: Expr, right: Expr) -> str | None:
+    for a, b in ((left, right), (right, left)):
+        if isinstance(a, Number) and a.dim.is_dimensionless and not b.dim.is_dimensionless:
+            return f"give the number a unit, e.g. '{a.value:g} {b.dim}'"
+    return None
