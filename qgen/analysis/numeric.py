@@ -20,9 +20,16 @@ def _matrix_function(matrix: sp.Matrix, args: list[sp.Symbol]) -> Callable[..., 
 
 
 def _state_function(vector: sp.Matrix, state: list[sp.Symbol], extra: list[sp.Symbol] = ()) -> Callable:
-    """f(x, *extra) -> 1-D array, for a state vector x."""
-    fn = _matrix_function(vector, list(state) + list(extra))
-    return lambda x, *rest: fn(*x, *rest).ravel()
+    """F(x, *extra) for states x of shape (..., n) (one or many neurons) -> shape (..., n)."""
+    fn = sp.lambdify(list(state) + list(extra), list(vector), modules="numpy", dummify=True)
+
+    def call(x, *rest):
+        x = np.asarray(x, dtype=float)
+        shape = np.broadcast_shapes(x.shape[:-1], *(np.shape(r) for r in rest))
+        with np.errstate(all="ignore"):
+            entries = fn(*np.moveaxis(x, -1, 0), *rest)
+        return np.stack([np.broadcast_to(np.asarray(e, dtype=float), shape) for e in entries], axis=-1)
+    return call
 
 
 class NumericNeuron:
@@ -45,7 +52,7 @@ class NumericNeuron:
         if a.threshold is not None:
             g = a.threshold.subs(sub)
             g_of_x = _state_function(sp.Matrix([g]), state)
-            self.threshold = lambda x: float(g_of_x(x)[0])
+            self.threshold = lambda x: g_of_x(x)[..., 0]
             if a.threshold_linear:
                 # g(x) = c·x + d, kept in augmented form c̃ = (c, d) so that g = c̃·x̃
                 c = [float(sp.diff(g, s)) for s in state]

@@ -276,7 +276,7 @@ class Network:
     dt: float
     timing: str  # "exact" | "grid"
     seed: int
-    constants: tuple[tuple[str, float], ...]
+    constants: tuple[tuple[str, float, Dimension], ...]  # let constants: name, value, dimension
     populations: tuple[Population, ...]
     projections: tuple[Projection, ...]
     records: tuple[Record, ...]

@@ -1,0 +1,171 @@
+"""The ``qgen`` command line: check, show and run models.
+
+Every bad input (a model file, an option value, an input file) ends with a message on stderr
+and exit status 2, never a traceback. click itself reports unknown options and missing files
+the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from qgen.errors import Code, QgenError
+
+console = Console()
+errors = Console(stderr=True)
+
+_DURATION = re.compile(r"\s*((?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)\s*(s|ms|us)\s*")
+_TIME_UNITS = {"s": 1000.0, "ms": 1.0, "us": 1e-3}
+
+model_argument = click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+set_option = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+                          help="Override a 'let' constant of the network, e.g. --set N=10000.")
+
+
+class Command(click.Group):
+    """Turns a QgenError anywhere below into a message and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except QgenError as err:
+            click.echo(err.format(), err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qgen")
+def main() -> None:
+    """qgen: compile spiking-network models (.snn) to simulation kernels."""
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise QgenError(Code.BAD_OPTION, f"--set {item!r}: expected NAME=VALUE", hint="e.g. --set N=10000")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise QgenError(Code.BAD_OPTION, f"--duration {text!r}: expected a time such as 200ms or 1.5s",
+                        hint="units: s, ms, us")
+    value = float(match.group(1)) * _TIME_UNITS[match.group(2)]
+    if value <= 0:
+        raise QgenError(Code.BAD_OPTION, f"--duration {text!r}: the duration must be positive")
+    return value
+
+
+def compile_model(path: Path, overrides: tuple[str, ...]):
+    from qgen.analysis import check_model
+    from qgen.frontend import load_model
+
+    model = load_model(path, parse_overrides(overrides))
+    check_model(model)
+    return model
+
+
+@main.command()
+@model_argument
+@set_option
+def check(model: Path, overrides: tuple[str, ...]) -> None:
+    """Parse and check MODEL; report every error with file:line:column."""
+    compiled = compile_model(model, overrides)
+    net = compiled.network
+    what = (f"network {net.name}: {len(net.populations)} populations, {len(net.projections)} projections"
+            if net else f"{len(compiled.neurons)} neuron kinds, no network")
+    click.echo(f"{model}: ok ({what})")
+
+
+@main.command()
+@model_argument
+@click.option("--ir", "show_ir", is_flag=True, help="Print the intermediate representation.")
+@set_option
+def show(model: Path, show_ir: bool, overrides: tuple[str, ...]) -> None:
+    """Show what qgen makes of MODEL."""
+    from qgen.analysis import analyse
+    from qgen.ir.printer import format_model
+
+    if not show_ir:
+        raise QgenError(Code.BAD_OPTION, "say what to show", hint="qgen show MODEL --ir")
+    compiled = compile_model(model, overrides)
+    text = format_model(compiled)
+    for kind in compiled.neurons:
+        a = analyse(kind)
+        dynamics = "linear (affine): exact propagators" if a.linear else \
+            f"non-linear in d{a.nonlinearity.variable}/dt: numerical integration (grid timing only)"
+        text += f"\nanalysis {kind.name}: {dynamics}; events {'sum' if a.additive_event else 'apply one by one'}"
+    click.echo(text.rstrip())
+
+
+@main.command()
+@model_argument
+@click.option("--target", type=click.Choice(["reference"]), default="reference", show_default=True,
+              help="Where to simulate.")
+@click.option("--duration", default="200ms", show_default=True, help="Simulated time, e.g. 500ms or 1s.")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Input spikes: an .npz with <population>.times, .ids and optionally .trials.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the results (.npz).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a raster and trace plot (.png).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for connectivity and initial values.")
+@click.option("--strict", is_flag=True, help="Fail on the first dropped queue event.")
+@set_option
+def run(model: Path, target: str, duration: str, input_path: Path | None, out_path: Path | None,
+        plot_path: Path | None, seed: int | None, strict: bool, overrides: tuple[str, ...]) -> None:
+    """Simulate MODEL and report spikes, rates and any lost events."""
+    from qgen.reference import ReferenceSimulator
+    from qgen.runtime.inputs import load_inputs
+    from qgen.runtime.network import instantiate
+
+    length = parse_duration(duration)
+    compiled = compile_model(model, overrides)
+    inputs, batch = load_inputs(input_path) if input_path else (None, 1)
+    data = instantiate(compiled, seed)
+    simulator = ReferenceSimulator(data, batch=batch, strict=strict)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeRemainingColumn(),
+                  console=errors, transient=True, disable=not errors.is_terminal) as bar:
+        task = bar.add_task(f"simulating {compiled.name}", total=None)
+        result = simulator.run(inputs, length, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                        total=total))
+    report(result, data)
+    if out_path:
+        result.save(out_path)
+        click.echo(f"results written to {out_path}")
+    if plot_path:
+        if not result.spikes and not result.traces:
+            raise QgenError(Code.BAD_OPTION, "--plot: the model records nothing",
+                            hint="add e.g. 'record hid.spikes' to the network")
+        from qgen.runtime.plots import plot_run
+
+        plot_run(result, plot_path, title=f"{compiled.name}, {target}, trial 0")
+        click.echo(f"plot written to {plot_path}")
+
+
+def report(result, data) -> None:
+    table = Table(title=f"{result.duration:g} ms simulated, dt = {result.dt:g} ms", title_justify="left")
+    for column in ("population", "neurons", "spikes", "rate (Hz)"):
+        table.add_column(column, justify="left" if column == "population" else "right")
+    for name, record in result.spikes.items():
+        total = record.total
+        rate = total.sum() / (total.size * result.duration / 1000.0)
+        table.add_row(name, str(total.shape[1]), str(int(total.sum())), f"{rate:.2f}")
+    if result.spikes:
+        console.print(table)
+    for line in result.warnings():
+        click.echo(f"warning: {line}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Input spike trains: checking what Python gives, and reading them from .npz files.
+
+Per input population, one (times, ids) pair for every trial, or a list of one pair per trial.
+In an .npz file: arrays ``<pop>.times`` and ``<pop>.ids`` and, for several trials,
+``<pop>.trials`` (the trial index of each spike).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from qgen.errors import Code, QgenError
+from qgen.runtime.network import NetworkData
+
+Spikes = tuple[np.ndarray, np.ndarray]
+Inputs = Mapping[str, Spikes | Sequence[Spikes]]
+
+
+def _bad(message: str, hint: str | None = None) -> QgenError:
+    return QgenError(Code.BAD_INPUT, message, hint=hint)
+
+
+def check_inputs(inputs: Inputs | None, data: NetworkData, batch: int) -> dict[str, list[Spikes]]:
+    """Per input population, ``batch`` (times, ids) pairs with ids in range and times >= 0."""
+    inputs = dict(inputs or {})
+    sources = {p.name: p for p in data.network.populations if p.is_input}
+    for name in inputs:
+        if name not in sources:
+            raise _bad(f"input given for {name!r}, which is not an input population",
+                       "input populations: " + (", ".join(sources) or "none"))
+    result = {}
+    for name, pop in sources.items():
+        given = inputs.get(name)
+        if given is None:
+            trials = [(np.empty(0), np.empty(0, np.int64))] * batch
+        elif isinstance(given, tuple) and len(given) == 2 and np.ndim(given[0]) == 1:
+            trials = [given] * batch
+        else:
+            trials = list(given)
+            if len(trials) != batch:
+                raise _bad(f"input {name!r} has {len(trials)} trials but the batch has {batch}")
+        checked = []
+        for b, pair in enumerate(trials):
+            try:
+                times, ids = (np.asarray(a) for a in pair)
+            except (TypeError, ValueError):
+                raise _bad(f"input {name!r}, trial {b}: expected a pair (times, ids)") from None
+            if times.ndim != 1 or ids.shape != times.shape:
+                raise _bad(f"input {name!r}, trial {b}: times and ids must be 1-D arrays of equal length")
+            if not np.issubdtype(times.dtype, np.number) or not np.issubdtype(ids.dtype, np.integer):
+                raise _bad(f"input {name!r}, trial {b}: times must be numbers and ids integers")
+            times = times.astype(np.float64)
+            if not np.all(np.isfinite(times)) or (times < 0).any():
+                raise _bad(f"input {name!r}, trial {b}: spike times must be finite and >= 0 ms")
+            if len(ids) and (ids.min() < 0 or ids.max() >= pop.size):
+                raise _bad(f"input {name!r}, trial {b}: spike index {int(ids.max() if ids.max() >= pop.size else ids.min())} "
+                           f"is out of range", f"{name} has {pop.size} neurons (ids 0..{pop.size - 1})")
+            order = np.lexsort((ids, times))
+            checked.append((times[order], ids[order].astype(np.int64)))
+        result[name] = checked
+    return result
+
+
+def load_inputs(path: str | Path) -> tuple[dict[str, list[Spikes]], int]:
+    """Read an .npz input file; returns per population a list of trials, and the number of trials."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _bad(f"input file not found: {path}") from None
+    except (OSError, ValueError) as err:
+        raise _bad(f"cannot read input file {path}: {err}", "write it with numpy.savez") from None
+    with archive:
+        keys = set(archive.files)
+        names = sorted({k.rsplit(".", 1)[0] for k in keys})
+        result, batch = {}, 1
+        for name in names:
+            if f"{name}.times" not in keys or f"{name}.ids" not in keys:
+                raise _bad(f"{path}: {name!r} needs both {name}.times and {name}.ids",
+                           "arrays are named <population>.times, <population>.ids and optionally <population>.trials")
+            times, ids = archive[f"{name}.times"], archive[f"{name}.ids"]
+            trials = archive[f"{name}.trials"] if f"{name}.trials" in keys else np.zeros(len(times), np.int64)
+            if times.shape != ids.shape or trials.shape != times.shape or times.ndim != 1:
+                raise _bad(f"{path}: {name}.times, .ids and .trials must be 1-D arrays of equal length")
+            if not np.issubdtype(trials.dtype, np.integer) or (len(trials) and trials.min() < 0):
+                raise _bad(f"{path}: {name}.trials must be non-negative integers")
+            result[name] = (times, ids, trials)
+            batch = max(batch, int(trials.max()) + 1 if len(trials) else 1)
+        unknown = keys - {f"{n}.{s}" for n in names for s in ("times", "ids", "trials")}
+        if unknown:
+            raise _bad(f"{path}: unexpected arrays {sorted(unknown)}")
+    per_trial = {name: [(t[tr == b], i[tr == b]) for b in range(batch)] for name, (t, i, tr) in result.items()}
+    return per_trial, batch
