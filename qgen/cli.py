@@ -46,6 +46,10 @@ def main() -> None:
     """qgen: compile spiking-network models (.snn) to simulation kernels."""
 
 
+def _count(items, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 def parse_overrides(items: tuple[str, ...]) -> dict[str, str]:
     result = {}
     for item in items:
@@ -83,8 +87,8 @@ def check(model: Path, overrides: tuple[str, ...]) -> None:
     """Parse and check MODEL; report every error with file:line:column."""
     compiled = compile_model(model, overrides)
     net = compiled.network
-    what = (f"network {net.name}: {len(net.populations)} populations, {len(net.projections)} projections"
-            if net else f"{len(compiled.neurons)} neuron kinds, no network")
+    what = (f"network {net.name}: {_count(net.populations, 'population')}, {_count(net.projections, 'projection')}"
+            if net else f"{_count(compiled.neurons, 'neuron kind')}, no network")
     click.echo(f"{model}: ok ({what})")
 
 
