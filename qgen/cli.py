@@ -72,12 +72,9 @@ def parse_duration(text: str) -> float:
 
 
 def compile_model(path: Path, overrides: tuple[str, ...]):
-    from qgen.analysis import check_model
-    from qgen.frontend import load_model
+    from qgen.pipeline import compile_model
 
-    model = load_model(path, parse_overrides(overrides))
-    check_model(model)
-    return model
+    return compile_model(path, parse_overrides(overrides))
 
 
 @main.command()

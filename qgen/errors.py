@@ -67,9 +67,11 @@ class Excerpt:
     end: int
 
     def render(self) -> str:
-        line = self.text.expandtabs(4).rstrip("\n")
-        start = max(1, self.start)
-        end = max(start, min(self.end, len(line)))
+        text = self.text.rstrip("\n")
+        line = text.expandtabs(4)
+        # Columns count characters; after tabs are expanded, the caret moves with them.
+        start = len(text[:max(1, self.start) - 1].expandtabs(4)) + 1
+        end = max(start, min(len(text[:max(1, self.end)].expandtabs(4)), len(line)))
         return f"    {line}\n    {' ' * (start - 1)}^{'~' * (end - start)}"
 
 

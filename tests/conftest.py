@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qgen.analysis import check_model
-from qgen.frontend import load_model
+from qgen.pipeline import compile_model
 from qgen.runtime.network import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +28,6 @@ def write_model(tmp_path):
 def build(write_model):
     """build(text, seed=0, **overrides) -> NetworkData of a checked model."""
     def make(text: str, seed: int | None = None, **overrides):
-        model = load_model(write_model(text), {k: str(v) for k, v in overrides.items()})
-        check_model(model)
+        model = compile_model(write_model(text), {k: str(v) for k, v in overrides.items()})
         return instantiate(model, seed)
     return make

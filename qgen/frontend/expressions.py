@@ -22,6 +22,7 @@ _QUANTITY = re.compile(r"((?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)[ \t]*([A-Za-z
 _TRANSCENDENTAL = {"exp", "log", "tanh", "sin", "cos"}
 _ROUNDING = {"round", "floor", "ceil"}
 _SAME_DIM = {"abs", "min", "max"}
+MAX_EXPONENT = 1000
 ARITY = {**{f: 1 for f in _TRANSCENDENTAL | _ROUNDING}, "abs": 1, "sqrt": 1, "min": 2, "max": 2}
 
 
@@ -61,7 +62,7 @@ class ExpressionBuilder:
             return self._name(tree, scope, loc)
         kind = tree.data
         if kind == "number":
-            return Number(DIMENSIONLESS, loc, float(tree.children[0]))
+            return Number(DIMENSIONLESS, loc, self._finite(tree.children[0], str(tree.children[0])))
         if kind == "quantity":
             return self._quantity(tree.children[0], loc)
         if kind == "name":
@@ -75,9 +76,9 @@ class ExpressionBuilder:
             if op in "+-":
                 if left.dim != right.dim:
                     raise self.fail(Code.DIMENSION_MISMATCH,
-                                    f"cannot {'add' if op == '+' else 'subtract'} {_dim(right.dim)} "
-                                    f"{'to' if op == '+' else 'from'} {_dim(left.dim)}", tree,
-                                    _unit_hint(left, right))
+                                    f"cannot {'add' if op == '+' else 'subtract'} {dim_text(right.dim)} "
+                                    f"{'to' if op == '+' else 'from'} {dim_text(left.dim)}", tree,
+                                    unit_hint(left, right))
                 dim = left.dim
             else:
                 dim = left.dim * right.dim if op == "*" else left.dim / right.dim
@@ -97,12 +98,21 @@ class ExpressionBuilder:
             hint = f"did you mean {' or '.join(close)}?" if close else "known units: " + ", ".join(UNITS)
             raise self.fail(Code.UNKNOWN_UNIT, f"unknown unit {unit!r}", token, hint)
         factor, dim = UNITS[unit]
-        return Number(dim, loc, float(number) * factor)
+        return Number(dim, loc, self._finite(token, number) * factor)
+
+    def _finite(self, token: Token, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise self.fail(Code.BAD_VALUE, f"the number {text} is too large", token,
+                            "numbers must be below 1.8e308, the largest double-precision value")
+        return value
 
     def _name(self, token: Token, scope: Scope, loc: Location) -> Expr:
         name = str(token)
         if name in scope.names:
             role, dim = scope.names[name]
+            if role == "invalid":  # its definition was rejected with an error already
+                raise Invalid()
             if role == "constant":
                 return Number(dim, loc, scope.values[name])
             return Name(dim, loc, name, role)
@@ -116,16 +126,27 @@ class ExpressionBuilder:
     def _power(self, tree: Tree, scope: Scope, loc: Location) -> Expr:
         base, exponent = (self.build(c, scope) for c in tree.children)
         if not exponent.dim.is_dimensionless:
-            raise self.fail(Code.DIMENSION_MISMATCH, f"an exponent must be dimensionless, not {_dim(exponent.dim)}",
+            raise self.fail(Code.DIMENSION_MISMATCH, f"an exponent must be dimensionless, not {dim_text(exponent.dim)}",
                             tree.children[1])
-        if base.dim.is_dimensionless:
-            return Binary(DIMENSIONLESS, loc, "**", base, exponent)
         value = self.try_constant(exponent)
-        if value is None or value != int(value):
+        # Huge exponents make exact (symbolic) integer powers run for ever, and are never meant.
+        if value is not None and not abs(value) <= MAX_EXPONENT:
+            raise self.fail(Code.BAD_VALUE, "the exponent cannot be evaluated" if math.isnan(value) else
+                            f"the exponent {value:g} is too large", tree.children[1],
+                            f"constant exponents are at most {MAX_EXPONENT} in size")
+        if base.dim.is_dimensionless:
+            power = Binary(DIMENSIONLESS, loc, "**", base, exponent)
+        elif value is None or value != int(value):
             raise self.fail(Code.DIMENSION_MISMATCH,
-                            f"a quantity with a unit ({_dim(base.dim)}) can only be raised to an integer constant",
+                            f"a quantity with a unit ({dim_text(base.dim)}) can only be raised to an integer constant",
                             tree.children[1])
-        return Binary(base.dim ** int(value), loc, "**", base, exponent)
+        else:
+            power = Binary(base.dim ** int(value), loc, "**", base, exponent)
+        result = self.try_constant(power)
+        if result is not None and not math.isfinite(result):
+            raise self.fail(Code.BAD_VALUE, "this power has no finite real value", tree,
+                            "it overflows, raises 0 to a negative power or a negative number to a fractional one")
+        return power
 
     def _call(self, tree: Tree, scope: Scope, loc: Location) -> Expr:
         func_token, *arg_trees = tree.children
@@ -145,16 +166,17 @@ class ExpressionBuilder:
             if len({a.dim for a in args}) > 1:
                 raise self.fail(Code.DIMENSION_MISMATCH,
                                 f"the arguments of {func}() have different dimensions: "
-                                + " and ".join(_dim(a.dim) for a in args), tree)
+                                + " and ".join(dim_text(a.dim) for a in args), tree)
             dim = args[0].dim
         elif func == "sqrt":
             dim = args[0].dim.root(2)
             if dim is None:
-                raise self.fail(Code.DIMENSION_MISMATCH, f"cannot take the square root of {_dim(args[0].dim)}", tree)
+                raise self.fail(Code.DIMENSION_MISMATCH, f"cannot take the square root of {dim_text(args[0].dim)}",
+                                tree)
         else:
             if not args[0].dim.is_dimensionless:
                 raise self.fail(Code.DIMENSION_MISMATCH,
-                                f"the argument of {func}() must be dimensionless, not {_dim(args[0].dim)}", tree,
+                                f"the argument of {func}() must be dimensionless, not {dim_text(args[0].dim)}", tree,
                                 "divide by a quantity of the same unit, e.g. exp(-t_ref / tau_m)")
             dim = DIMENSIONLESS
         return Call(dim, loc, func, args)
@@ -163,39 +185,45 @@ class ExpressionBuilder:
 
     def try_constant(self, expr: Expr) -> float | None:
         try:
-            value = evaluate(expr, {})
+            return real_value(expr, {})
         except KeyError:
             return None
-        except (ArithmeticError, ValueError):
-            return math.nan
-        return value
 
     def constant(self, tree, scope: Scope, what: str) -> tuple[float, Dimension]:
         """Build and evaluate an expression that must be a finite constant."""
         expr = self.build(tree, scope)
         try:
-            value = evaluate(expr, scope.values)
+            value = real_value(expr, scope.values)
         except KeyError as missing:
             raise self.fail(Code.NOT_CONSTANT,
                             f"{what} must be a constant, but uses {missing.args[0]!r}", tree) from None
-        except (ArithmeticError, ValueError):
+        if math.isnan(value):
             raise self.fail(Code.BAD_VALUE, f"{what} cannot be evaluated (division by zero or a domain error)",
-                            tree) from None
+                            tree)
         if not math.isfinite(value):
             raise self.fail(Code.BAD_VALUE, f"{what} is not finite", tree)
         return value, expr.dim
 
 
-def _dim(dim: Dimension) -> str:
+def real_value(expr: Expr, values) -> float:
+    """evaluate(), with NaN for a domain error or a complex result; KeyError for a missing name."""
+    try:
+        value = evaluate(expr, values)
+    except (ArithmeticError, ValueError, TypeError):  # TypeError: a complex value in a real function
+        return math.nan
+    return math.nan if isinstance(value, complex) else float(value)
+
+
+def dim_text(dim: Dimension) -> str:
     return "a dimensionless value" if dim.is_dimensionless else f"a value in {dim}"
 
 
 def _known(scope: Scope) -> str:
-    names = sorted(n for n, (role, _) in scope.names.items() if role != "constant")
+    names = sorted(n for n, (role, _) in scope.names.items() if role != "invalid")
     return "names in scope: " + ", ".join(names) if names else "no names are in scope here"
 
 
-def _unit_hint(left: Expr, right: Expr) -> str | None:
+def unit_hint(left: Expr, right: Expr) -> str | None:
     for a, b in ((left, right), (right, left)):
         if isinstance(a, Number) and a.dim.is_dimensionless and not b.dim.is_dimensionless:
             return f"give the number a unit, e.g. '{a.value:g} {b.dim}'"

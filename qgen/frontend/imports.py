@@ -22,8 +22,9 @@ def read_source(path: Path, display: str, diag: Diagnostics, loc: Location | Non
         raise make_error(Code.UNREADABLE_FILE, f"file not found: {path}", loc,
                          diag.sources.get(loc.file) if loc else None,
                          "check the path; it is taken relative to the current folder") from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else err.strerror or str(err)
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # ValueError: a NUL byte in the path
+        reason = ("not UTF-8 text" if isinstance(err, UnicodeDecodeError) else
+                  getattr(err, "strerror", None) or str(err))
         raise make_error(Code.UNREADABLE_FILE, f"cannot read {path}: {reason}", loc,
                          diag.sources.get(loc.file) if loc else None) from None
     source = SourceFile(path, display, text)
@@ -75,6 +76,13 @@ def library_files() -> list[str]:
 
 
 def _resolve(target: str, importer: SourceFile, root_dir: Path) -> tuple[Path | None, str]:
+    try:
+        return _find(target, importer, root_dir)
+    except (OSError, ValueError):  # a name too long, a NUL byte, ...: no such file
+        return None, target
+
+
+def _find(target: str, importer: SourceFile, root_dir: Path) -> tuple[Path | None, str]:
     if target.startswith(STD_PREFIX):
         entry = resources.files("qgen.stdlib").joinpath(target[len(STD_PREFIX):])
         return (Path(str(entry)) if entry.is_file() else None), target

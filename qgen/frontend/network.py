@@ -9,9 +9,8 @@ from typing import Mapping
 from lark import Token, Tree
 
 from qgen.errors import Code
-from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope
+from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope, real_value
 from qgen.ir.dimension import DIMENSIONLESS, TIME, Dimension
-from qgen.ir.evaluate import evaluate
 from qgen.ir.nodes import (
     QUEUE_KINDS,
     Connectivity,
@@ -51,15 +50,28 @@ class NetworkBuilder(ExpressionBuilder):
         timing, seed = "exact", 0
         overrides = dict(overrides or {})
         before = len(self.diag.errors)
-        constants: list[tuple[str, float]] = []
+        constants: list[tuple[str, float, Dimension]] = []
 
         # Constants, dt, timing and seed first: later statements may use them wherever they stand.
+        # A constant may use the constants above it, and dt once it is set (or its default).
+        settings: dict[str, Tree] = {}
+        self.dt_stmt = next((stmt for stmt in stmts if stmt.data == "dt"), None)
+        if self.dt_stmt is None:
+            self.scope.names["dt"] = ("constant", TIME)
+            self.scope.values["dt"] = self.dt
         for stmt in stmts:
             try:
+                if stmt.data in ("dt", "timing", "seed"):
+                    if stmt.data in settings:
+                        raise self.fail(Code.DUPLICATE_NAME, f"{stmt.data} is set twice", stmt,
+                                        f"the first is on line {settings[stmt.data].meta.line}; remove one")
+                    settings[stmt.data] = stmt
                 if stmt.data == "let":
                     constants.append(self._let(stmt, overrides, parse_expression))
                 elif stmt.data == "dt":
                     self.dt = self._dt(stmt)
+                    self.scope.names["dt"] = ("constant", TIME)
+                    self.scope.values["dt"] = self.dt
                 elif stmt.data == "timing":
                     timing = self._timing(stmt)
                 elif stmt.data == "seed":
@@ -67,7 +79,7 @@ class NetworkBuilder(ExpressionBuilder):
             except Invalid:
                 pass
         for name in overrides:
-            known = [c for c, _ in constants]
+            known = [c for c, _, _ in constants]
             close = difflib.get_close_matches(name, known, n=2)
             self.diag.error(Code.UNKNOWN_NAME, f"--set {name}: the network has no constant {name!r}", None,
                             f"did you mean {' or '.join(close)}?" if close else
@@ -103,18 +115,28 @@ class NetworkBuilder(ExpressionBuilder):
 
     # ------------------------------------------------------------ settings
 
-    def _let(self, stmt: Tree, overrides: dict[str, str], parse_expression) -> tuple[str, float]:
+    def _let(self, stmt: Tree, overrides: dict[str, str], parse_expression) -> tuple[str, float, Dimension]:
         name_token, value_tree = stmt.children
         name = str(name_token)
         if name in self.scope.names or name == "dt":
             raise self.fail(Code.DUPLICATE_NAME, f"constant {name!r} is defined twice", name_token)
-        if name in overrides:
+        builder: ExpressionBuilder = self
+        if name in overrides:  # errors in the new value point into it, not into the model file
             text = overrides.pop(name)
-            value_tree = parse_expression(text, f"--set {name}")
-        value, dim = self.constant(value_tree, self.scope, f"constant {name}")
+            value_tree, source = parse_expression(text, f"--set {name}")
+            builder = ExpressionBuilder(source, self.diag)
+        try:
+            if "dt" not in self.scope.names and "dt" in value_tree.scan_values(lambda v: v.type == "NAME"):
+                raise builder.fail(Code.UNKNOWN_NAME, f"constant {name} uses dt before dt is set", value_tree,
+                                   f"move 'dt = ...' (line {self.dt_stmt.meta.line}) above "
+                                   f"'let {name}' (line {stmt.meta.line})")
+            value, dim = builder.constant(value_tree, self.scope, f"constant {name}")
+        except Invalid:
+            self.scope.names[name] = ("invalid", DIMENSIONLESS)  # no further errors about its uses
+            raise
         self.scope.names[name] = ("constant", dim)
         self.scope.values[name] = value
-        return name, value
+        return name, value, dim
 
     def _dt(self, stmt: Tree) -> float:
         value = self._time(stmt.children[0], "dt")
@@ -212,10 +234,11 @@ class NetworkBuilder(ExpressionBuilder):
             if s.name in drawn:
                 initial.append((s.name, drawn[s.name]))
                 continue
-            try:
-                value = evaluate(s.initial, params)
-            except (ArithmeticError, ValueError):
-                raise self.fail(Code.BAD_VALUE, f"the initial value of {s.name} cannot be evaluated", stmt) from None
+            value = real_value(s.initial, params)
+            if not math.isfinite(value):
+                raise self.fail(Code.BAD_VALUE, f"the initial value of {s.name} cannot be evaluated"
+                                + ("" if math.isnan(value) else " (it is not finite)"), stmt,
+                                f"it is given on line {s.loc.line} of {s.loc.file}")
             initial.append((s.name, Initializer("constant", (("value", value),), s.dim, s.loc)))
         return Population(name, size, kind, tuple(params.items()), tuple(sorted(trainable)), tuple(initial),
                           self.loc(stmt))
@@ -271,6 +294,8 @@ class NetworkBuilder(ExpressionBuilder):
         for kw in keywords:
             key_token, tree = kw.children
             key = str(key_token)
+            if key in result:
+                raise self.fail(Code.BAD_ARGUMENT, f"argument {key!r} of {func}() is given twice", key_token)
             if key in flags:
                 if not (isinstance(tree, Tree) and tree.data == "name" and str(tree.children[0]) in ("true", "false")):
                     raise self.fail(Code.BAD_ARGUMENT, f"{key} must be true or false", tree)
@@ -280,8 +305,6 @@ class NetworkBuilder(ExpressionBuilder):
                 known = ", ".join(names + flags) or "none"
                 raise self.fail(Code.BAD_ARGUMENT, f"{func}() has no argument {key!r}", key_token,
                                 f"its arguments: {known}")
-            if key in result:
-                raise self.fail(Code.BAD_ARGUMENT, f"argument {key!r} of {func}() is given twice", key_token)
             value, dim = self.constant(tree, self.scope, f"{key} of {func}()")
             result[key] = (value, dim, tree)
         missing = [k for k in required if k not in result]
@@ -385,14 +408,14 @@ class NetworkBuilder(ExpressionBuilder):
     def _check_delay(self, init: Initializer, node) -> Initializer:
         low, _ = init.bounds
         dt = self.dt
+        if math.isinf(low):
+            raise self.fail(Code.BAD_DELAY, f"{init.kind}() has no lower bound, so delays can be below dt", node,
+                            f"bound it: {init.kind}(..., min = {dt:g} ms)")
         if low < 0:
             raise self.fail(Code.BAD_DELAY, f"the delay can be negative ({low:g} ms)", node,
-                            "delays are at least dt")
+                            f"delays are at least dt = {dt:g} ms")
         if low < dt * (1 - 1e-12):
-            if math.isinf(low):
-                hint = f"bound it: {init.kind}(..., min = {dt:g} ms)"
-            else:
-                hint = f"delays are at least dt = {dt:g} ms; use a larger delay or a smaller dt"
+            hint = f"delays are at least dt = {dt:g} ms; use a larger delay or a smaller dt"
             raise self.fail(Code.BAD_DELAY, f"the delay can be below dt ({_fmt(low)} ms < {dt:g} ms)", node, hint)
         return init
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from lark import Token, Tree
 
 from qgen.errors import Code
-from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope
+from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope, dim_text, unit_hint
 from qgen.frontend.units import UNITS
 from qgen.ir.dimension import DIMENSIONLESS, TIME, Dimension
 from qgen.ir.evaluate import names_in
@@ -30,6 +31,7 @@ class NeuronBuilder(ExpressionBuilder):
     def build_neuron(self, tree: Tree) -> NeuronKind | None:
         name_token, *blocks = tree.children
         self.kind = str(name_token)
+        self.rejected: set[str] = set()  # declarations refused with an error: no further errors on their uses
         seen: dict[str, Tree] = {}
         for block in blocks:
             if block.data in seen:
@@ -39,23 +41,25 @@ class NeuronBuilder(ExpressionBuilder):
                 seen[block.data] = block
         before = len(self.diag.errors)
         parameters = self._parameters(seen.get("parameters"))
-        self.params_scope = Scope({p.name: ("parameter", p.dim) for p in parameters},
+        self.params_scope = Scope({**self._invalid(), **{p.name: ("parameter", p.dim) for p in parameters}},
                                   {p.name: p.value for p in parameters})
         state = self._state(seen.get("state"), {p.name for p in parameters})
-        self.scope = self.params_scope.with_names({s.name: ("state", s.dim) for s in state})
+        self.scope = self.params_scope.with_names({**self._invalid(), **{s.name: ("state", s.dim) for s in state}})
         self.state_dims = {s.name: s.dim for s in state}
         equations = self._equations(seen.get("equations"))
         threshold = self._threshold(seen.get("threshold"))
         reset = self._assignments(seen["reset"].children, self.scope, "reset") if "reset" in seen else ()
         refractory = self._refractory(seen.get("refractory"), threshold, reset)
         on_event = self._on_event(seen.get("on_event"))
-        if not state:
+        # A block whose every statement was refused is not missing: its errors are already reported.
+        written = {name for name, block in seen.items() if block.children}
+        if "state" not in written:
             self.fail(Code.MISSING_BLOCK, f"neuron {self.kind} has no state variables", name_token,
                       "declare them in a block 'state { v = 0 mV }'")
-        if reset and threshold is None:
+        if "reset" in written and "threshold" not in seen:
             self.fail(Code.MISSING_BLOCK, f"neuron {self.kind} has a reset but no threshold", seen["reset"],
                       "add 'threshold v >= v_th' or remove the reset")
-        if threshold is not None and not reset:
+        if "threshold" in seen and "reset" not in written:
             self.fail(Code.MISSING_BLOCK, f"neuron {self.kind} has a threshold but no reset", seen["threshold"],
                       "add 'reset { v = v_reset }': without one, the neuron would spike forever")
         if len(self.diag.errors) > before:
@@ -65,17 +69,24 @@ class NeuronBuilder(ExpressionBuilder):
 
     # ------------------------------------------------------------ blocks
 
+    def _invalid(self) -> dict[str, tuple[str, Dimension]]:
+        """Scope entries for the refused declarations: their uses raise no further errors."""
+        return {name: ("invalid", DIMENSIONLESS) for name in self.rejected}
+
     def _declared(self, token: Token, taken: set[str]) -> bool:
         name = str(token)
         if name in RESERVED:
             self.fail(Code.DUPLICATE_NAME, f"{name!r} is a reserved name", token, "choose another name")
+            self.rejected.add(name)
             return False
         if name in taken:
             self.fail(Code.DUPLICATE_NAME, f"{name!r} is declared twice in neuron {self.kind}", token,
                       "parameters and state variables share one namespace; rename one of them")
             return False
         if name in UNITS:
-            self.fail(Code.DUPLICATE_NAME, f"{name!r} is a unit name", token, "choose another name")
+            self.fail(Code.DUPLICATE_NAME, f"{name!r} is a unit name", token,
+                      f"choose another name, e.g. {name}_m: unit names stand for their unit in expressions")
+            self.rejected.add(name)
             return False
         taken.add(name)
         return True
@@ -91,6 +102,8 @@ class NeuronBuilder(ExpressionBuilder):
             try:
                 value, dim = self.constant(value_tree, scope, f"parameter {name}")
             except Invalid:
+                self.rejected.add(str(name))
+                scope = scope.with_names(self._invalid())
                 continue
             params.append(Parameter(str(name), value, dim, trainable is not None, self.loc(decl)))
             scope = scope.with_names({str(name): ("parameter", dim)})
@@ -106,6 +119,7 @@ class NeuronBuilder(ExpressionBuilder):
             try:
                 initial = self.build(value_tree, self.params_scope)
             except Invalid:
+                self.rejected.add(str(name))
                 continue
             state.append(StateVariable(str(name), initial, initial.dim, trainable is not None, self.loc(decl)))
         return tuple(state)
@@ -115,6 +129,8 @@ class NeuronBuilder(ExpressionBuilder):
         for eq in block.children if block else ():
             lhs, rhs_tree = eq.children
             var = _DERIVATIVE.fullmatch(str(lhs)).group(1)
+            if var in self.rejected:
+                continue
             if var not in self.state_dims:
                 self.fail(Code.UNKNOWN_VARIABLE, f"equation for {var!r}, which is not a state variable of {self.kind}",
                           lhs, f"declare it in the state block, e.g. 'state {{ {var} = 0 }}'")
@@ -160,8 +176,9 @@ class NeuronBuilder(ExpressionBuilder):
         except Invalid:
             return None
         if left.dim != right.dim:
-            self.fail(Code.DIMENSION_MISMATCH, f"the threshold compares a value in {left.dim} with one in {right.dim}",
-                      block)
+            self.fail(Code.DIMENSION_MISMATCH,
+                      f"the threshold compares {dim_text(left.dim)} with {dim_text(right.dim)}", block,
+                      unit_hint(left, right))
             return None
         if not (names_in(left) | names_in(right)) & set(self.state_dims):
             self.fail(Code.UNKNOWN_VARIABLE, "the threshold does not depend on any state variable", block,
@@ -174,6 +191,8 @@ class NeuronBuilder(ExpressionBuilder):
         for stmt in statements:
             target, op, value_tree = stmt.children
             name = str(target)
+            if name in self.rejected:
+                continue
             if name not in self.state_dims:
                 role = "a parameter" if name in self.params_scope.names else "not a state variable"
                 self.fail(Code.UNKNOWN_VARIABLE, f"{where} assigns to {name!r}, which is {role} of {self.kind}",
@@ -225,11 +244,14 @@ class NeuronBuilder(ExpressionBuilder):
         weight_token, *statements = block.children
         weight = str(weight_token)
         if weight in self.scope.names:
+            free = next(n for n in ("w", "weight", "w_in", "w_event") if n not in self.scope.names)
             self.fail(Code.DUPLICATE_NAME, f"the event weight {weight!r} shadows a name of {self.kind}", weight_token,
-                      "name the weight differently, e.g. on_event(w)")
+                      f"name the weight differently, e.g. on_event({free})")
             return None
         dim = _infer_weight_dimension(statements, weight, self.scope, self.state_dims)
         if dim is None:
+            if self.rejected & {str(stmt.children[0]) for stmt in statements}:
+                return None
             self.fail(Code.UNKNOWN_VARIABLE, f"the event weight {weight!r} is not used in a way that fixes its unit",
                       block, f"use it in an effect such as 'i += {weight}'")
             return None
@@ -284,7 +306,7 @@ def _infer_weight_dimension(statements, weight: str, scope: Scope, state_dims: d
             if a is None or not (isinstance(exponent, Tree) and exponent.data == "number"):
                 return None
             n = float(exponent.children[0])
-            return (a[0] * int(n), a[1] ** int(n)) if n == int(n) else None
+            return (a[0] * int(n), a[1] ** int(n)) if math.isfinite(n) and n == int(n) else None
         if kind == "call":
             args = [term(a) for a in tree.children[1:] if a is not None]
             func = str(tree.children[0])

@@ -16,8 +16,10 @@ class SourceFile:
     text: str
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        # Lines as the parser counts them: only '\n' ends one (str.splitlines would also split at
+        # '\r', '\f', '\u2028' and others, and show the wrong line).
+        lines = self.text.split("\n")
+        return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
     def location(self, node) -> Location:
         """The location of a lark Tree (via its meta) or Token."""
@@ -41,7 +43,15 @@ class Diagnostics:
 
     def raise_if_any(self) -> None:
         if self.errors:
-            raise self.errors[0] if len(self.errors) == 1 else QgenErrors(list(self.errors))
+            raise self.errors[0] if len(self.errors) == 1 else QgenErrors(sorted(self.errors, key=self._order))
+
+    def _order(self, err: QgenError) -> tuple:
+        """Source order: by file (as read), line and column; errors without a place last."""
+        if err.where is None:
+            return (len(self.sources), 0, 0)
+        file, line, column = err.where.rsplit(":", 2)
+        files = list(self.sources)
+        return (files.index(file) if file in files else len(files), int(line), int(column))
 
 
 def make_error(code: Code, message: str, loc: Location | None, source: SourceFile | None,
