@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
 from qgen.analysis import check_model
+from qgen.cli import main
 from qgen.errors import Code, QgenError
 from qgen.frontend import load_model
 
@@ -435,6 +438,10 @@ def test_bad_model_is_rejected_with_a_located_error(case, tmp_path):
     err = info.value
     first = getattr(err, "errors", [err])[0]
     message = str(err)
+    # The command line reports the same error, in full, with exit status 2.
+    options = [f"--set={k}={v}" for k, v in (case.overrides or {}).items()]
+    cli = CliRunner().invoke(main, ["check", str(tmp_path / "m.snn"), *options])
+    assert cli.exit_code == 2 and first.format() in cli.output and "Traceback" not in cli.output, cli.output
     assert first.code is case.code, message
     assert len(getattr(err, "errors", [err])) == case.errors, message
     assert f"error {case.code.id}: " in message
