@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -10,8 +9,8 @@ from dataclasses import dataclass, field
 from lark import Token, Tree
 
 from qgen.errors import Code
-from qgen.frontend.source import Diagnostics, SourceFile
-from qgen.frontend.units import UNITS, closest_units
+from qgen.frontend.source import Diagnostics, SourceFile, did_you_mean
+from qgen.frontend.units import UNITS
 from qgen.ir.dimension import DIMENSIONLESS, Dimension
 from qgen.ir.evaluate import evaluate
 from qgen.ir.nodes import Binary, Call, Expr, Location, Name, Number, Unary
@@ -94,8 +93,7 @@ class ExpressionBuilder:
     def _quantity(self, token: Token, loc: Location) -> Number:
         number, unit = _QUANTITY.fullmatch(str(token)).groups()
         if unit not in UNITS:
-            close = closest_units(unit)
-            hint = f"did you mean {' or '.join(close)}?" if close else "known units: " + ", ".join(UNITS)
+            hint = did_you_mean(unit, UNITS, "known units: " + ", ".join(UNITS), n=3, cutoff=0.5)
             raise self.fail(Code.UNKNOWN_UNIT, f"unknown unit {unit!r}", token, hint)
         factor, dim = UNITS[unit]
         return Number(dim, loc, self._finite(token, number) * factor)
@@ -119,8 +117,7 @@ class ExpressionBuilder:
         if name in UNITS:
             factor, dim = UNITS[name]
             return Number(dim, loc, factor)
-        close = difflib.get_close_matches(name, list(scope.names), n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}?" if close else _known(scope)
+        hint = did_you_mean(name, scope.names, _known(scope), n=3)
         raise self.fail(scope.unknown_code, f"unknown name {name!r}", token, hint)
 
     def _power(self, tree: Tree, scope: Scope, loc: Location) -> Expr:
@@ -153,9 +150,7 @@ class ExpressionBuilder:
         func = str(func_token)
         arg_trees = [a for a in arg_trees if a is not None]
         if func not in ARITY:
-            close = difflib.get_close_matches(func, list(ARITY), n=2)
-            hint = (f"did you mean {' or '.join(close)}?" if close
-                    else "known functions: " + ", ".join(sorted(ARITY)))
+            hint = did_you_mean(func, ARITY, "known functions: " + ", ".join(sorted(ARITY)))
             raise self.fail(Code.UNKNOWN_FUNCTION, f"unknown function {func!r}", func_token, hint)
         if len(arg_trees) != ARITY[func]:
             raise self.fail(Code.BAD_ARGUMENT,

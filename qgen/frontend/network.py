@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Mapping
 
@@ -10,6 +9,7 @@ from lark import Token, Tree
 
 from qgen.errors import Code
 from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope, real_value
+from qgen.frontend.source import did_you_mean
 from qgen.ir.dimension import DIMENSIONLESS, TIME, Dimension
 from qgen.ir.nodes import (
     QUEUE_KINDS,
@@ -80,10 +80,9 @@ class NetworkBuilder(ExpressionBuilder):
                 pass
         for name in overrides:
             known = [c for c, _, _ in constants]
-            close = difflib.get_close_matches(name, known, n=2)
             self.diag.error(Code.UNKNOWN_NAME, f"--set {name}: the network has no constant {name!r}", None,
-                            f"did you mean {' or '.join(close)}?" if close else
-                            ("its constants: " + ", ".join(known)) if known else "it declares no 'let' constants")
+                            did_you_mean(name, known, "its constants: " + ", ".join(known) if known
+                                         else "it declares no 'let' constants"))
         self.scope.names["dt"] = ("constant", TIME)
         self.scope.values["dt"] = self.dt
 
@@ -194,9 +193,8 @@ class NetworkBuilder(ExpressionBuilder):
                                 "input spikes are given from Python or with 'qgen run --input'")
             return Population(name, size, None, (), (), (), self.loc(stmt))
         if kind not in self.neurons:
-            close = difflib.get_close_matches(kind, list(self.neurons) + ["input"], n=2)
-            hint = (f"did you mean {' or '.join(close)}?" if close else
-                    "define it with 'neuron " + kind + " { ... }' or import it, e.g. import \"std/lif.snn\"")
+            hint = did_you_mean(kind, [*self.neurons, "input"],
+                                "define it with 'neuron " + kind + " { ... }' or import it, e.g. import \"std/lif.snn\"")
             raise self.fail(Code.UNKNOWN_NAME, f"unknown neuron kind {kind!r}", kind_token, hint)
         neuron = self.neurons[kind]
         params = {p.name: p.value for p in neuron.parameters}
@@ -226,9 +224,8 @@ class NetworkBuilder(ExpressionBuilder):
             elif var in params:
                 raise self.fail(Code.UNSUPPORTED, f"parameter {var} cannot be drawn per neuron", target,
                                 f"parameters are per population: write '{var} = value'")
-            close = difflib.get_close_matches(var, list(params) + list(state_dims), n=2)
             raise self.fail(Code.UNKNOWN_NAME, f"neuron {kind} has no parameter or state variable {var!r}", target,
-                            f"did you mean {' or '.join(close)}?" if close else None)
+                            did_you_mean(var, [*params, *state_dims]))
         initial = []
         for s in neuron.state:
             if s.name in drawn:
@@ -258,10 +255,8 @@ class NetworkBuilder(ExpressionBuilder):
         func_token, *arg_trees = call.children
         func = str(func_token)
         if func not in INITIALIZERS:
-            close = difflib.get_close_matches(func, list(INITIALIZERS), n=2)
             raise self.fail(Code.UNKNOWN_INITIALIZER, f"unknown initialiser {func!r}", func_token,
-                            f"did you mean {' or '.join(close)}?" if close else
-                            "known initialisers: " + ", ".join(INITIALIZERS))
+                            did_you_mean(func, INITIALIZERS, "known initialisers: " + ", ".join(INITIALIZERS)))
         required, optional = INITIALIZERS[func]
         values = self._arguments(call, arg_trees, required + optional, required, func)
         args = []
@@ -364,19 +359,17 @@ class NetworkBuilder(ExpressionBuilder):
         if str(token) in self.failed:
             raise Invalid()
         if str(token) not in populations:
-            close = difflib.get_close_matches(str(token), list(populations), n=2)
             raise self.fail(Code.UNKNOWN_NAME, f"unknown population {str(token)!r}", token,
-                            f"did you mean {' or '.join(close)}?" if close else
-                            "populations must be defined before they are connected or recorded")
+                            did_you_mean(str(token), populations,
+                                         "populations must be defined before they are connected or recorded"))
         return populations[str(token)]
 
     def _rule(self, tree: Tree, pre: Population, post: Population) -> Connectivity:
         kind_token, *arg_trees = tree.children
         kind = str(kind_token)
         if kind not in RULES:
-            close = difflib.get_close_matches(kind, list(RULES), n=2)
             raise self.fail(Code.UNKNOWN_CONNECTIVITY, f"unknown connectivity {kind!r}", kind_token,
-                            f"did you mean {' or '.join(close)}?" if close else "known: " + ", ".join(RULES))
+                            did_you_mean(kind, RULES, "known: " + ", ".join(RULES)))
         flags = () if kind in ("one_to_one", "explicit") else ("autapses",)
         values = self._arguments(tree, arg_trees, RULES[kind], RULES[kind], kind, flags)
         autapses = bool(values.pop("autapses", (True,))[0])
@@ -423,10 +416,9 @@ class NetworkBuilder(ExpressionBuilder):
         kind_token, *arg_trees = tree.children
         kind = str(kind_token)
         if kind not in QUEUE_KINDS:
-            close = difflib.get_close_matches(kind, QUEUE_KINDS, n=2)
+            suggestion = did_you_mean(kind, QUEUE_KINDS, "")
             raise self.fail(Code.UNKNOWN_QUEUE, f"unknown queue kind {kind!r}", kind_token,
-                            (f"did you mean {' or '.join(close)}? " if close else "") +
-                            "queue kinds: " + ", ".join(QUEUE_KINDS))
+                            f"{suggestion} queue kinds: ".lstrip() + ", ".join(QUEUE_KINDS))
         values = self._arguments(tree, arg_trees, ("capacity",), (), kind)
         capacity = DEFAULT_CAPACITY[kind]
         if "capacity" in values:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,3 +62,9 @@ def make_error(code: Code, message: str, loc: Location | None, source: SourceFil
         end = loc.end_column - 1 if loc.end_line == loc.line else len(source.line(loc.line))
         excerpt = Excerpt(source.line(loc.line), loc.column, max(loc.column, end))
     return QgenError(code, message, where=str(loc) if loc else None, excerpt=excerpt, hint=hint)
+
+
+def did_you_mean(name: str, choices, otherwise: str | None = None, n: int = 2, cutoff: float = 0.6) -> str | None:
+    """The hint for an unknown name: 'did you mean a or b?' when some choices are close, else ``otherwise``."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
+    return f"did you mean {' or '.join(close)}?" if close else otherwise

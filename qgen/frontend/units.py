@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 from qgen.ir.dimension import (
     CAPACITANCE,
     CONDUCTANCE,
@@ -36,6 +34,3 @@ UNITS: dict[str, tuple[float, Dimension]] = {
     "Hz": (1e-3, FREQUENCY), "kHz": (1.0, FREQUENCY),
 }
 
-
-def closest_units(name: str) -> list[str]:
-    return difflib.get_close_matches(name, UNITS, n=3, cutoff=0.5)
