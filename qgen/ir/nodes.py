@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from qgen.ir.dimension import DIMENSIONLESS, Dimension
+from qgen.ir.dimension import Dimension
 
 
 @dataclass(frozen=True)
@@ -310,6 +310,3 @@ class Model:
         """A stable content hash: the build-cache key of the later stages."""
         return hashlib.sha256(repr(self).encode()).hexdigest()
 
-
-def dimensionless(value: float, loc: Location | None = None) -> Number:
-    return Number(DIMENSIONLESS, loc, value)
