@@ -564,3 +564,14 @@ def test_adjoint_matches_finite_differences(kind_analysis, name):
         if not abs(grad[key] - fd) <= 1e-6 * abs(fd):
             failures.append((key, grad[key], fd))
     assert not failures, failures
+
+
+@pytest.mark.parametrize("name", ["lif", "lif_alpha", "alif", "iaf_psc_exp"])
+def test_propagators_stay_finite_over_long_intervals(kind_analysis, name):
+    """No exponential with a positive exponent: e^(+Δ/τ)·e^(-2Δ/τ) would give inf·0 = NaN."""
+    a = kind_analysis(name)
+    numeric = NumericNeuron(a, defaults(a))
+    for delta in (1e3, 1e5):
+        P = numeric.propagate(delta)
+        assert np.all(np.isfinite(P)), P
+        assert np.all(np.abs(P[:-1, :-1]) <= 1.0)  # every mode decays

@@ -23,7 +23,18 @@ def augmented(A: sp.Matrix, b: sp.Matrix) -> sp.ImmutableMatrix:
 
 
 def _exp(M: sp.Matrix, delta: sp.Symbol) -> sp.Matrix:
-    return (sp.Matrix(M) * delta).exp().applyfunc(lambda e: sp.simplify(sp.powsimp(sp.expand(e))))
+    return (sp.Matrix(M) * delta).exp().applyfunc(_tidy)
+
+
+def _tidy(entry: sp.Expr) -> sp.Expr:
+    """A readable form that keeps each exponential whole.
+
+    sympy's simplify() likes to write e^(-Δ/τs) − e^(-Δ/τm) as (e^(Δ/τm) − e^(Δ/τs))·e^(-Δ/τm-Δ/τs),
+    which overflows to inf·0 for long intervals; this keeps one exponential per term instead.
+    """
+    entry = sp.powsimp(sp.expand(entry), combine="exp")
+    entry = sp.collect(entry, sorted(entry.atoms(sp.exp), key=sp.default_sort_key))
+    return sp.factor_terms(entry)
 
 
 def degenerate_cases(M: sp.Matrix, params: tuple[sp.Symbol, ...]) -> list[dict[sp.Symbol, sp.Expr]]:
