@@ -10,3 +10,14 @@ try:
     __version__ = version("qgen")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+
+def load(path, target: str = "c", **options):
+    """Parse, check and build a model: ``qgen.load("model.snn").simulator(batch=4).run(inputs, 100.0)``.
+
+    Options: precision ("float64" or "float32"), overrides ({"N": "1000"}), out (the build folder,
+    "generated" by default), force (rebuild). See :func:`qgen.runtime.loader.load`.
+    """
+    from qgen.runtime.loader import load as _load
+
+    return _load(path, target, **options)

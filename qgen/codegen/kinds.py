@@ -39,7 +39,12 @@ class KindCode:
         return len(self.kind.state)
 
 
-def kind_code(analysis: NeuronAnalysis, precision: str) -> KindCode:
+# The functions a kind can have; kind_code emits those a network uses.
+FUNCTIONS = frozenset({"propagator", "system", "rhs", "threshold", "threshold_vector", "reset", "event",
+                       "event_refractory"})
+
+
+def kind_code(analysis: NeuronAnalysis, precision: str, needs: frozenset[str] = FUNCTIONS) -> KindCode:
     kind, sym = analysis.kind, analysis.sym
     n = len(sym.state)
     cname = c_identifier(kind.name)
@@ -62,7 +67,7 @@ def kind_code(analysis: NeuronAnalysis, precision: str) -> KindCode:
     param_list = ", ".join(f"p[{k}] = {p}" for k, p in enumerate(kind.parameter_names))
     parts.append(f"/* state: {state_list}\n   parameters: {param_list} */")
 
-    if analysis.linear:
+    if analysis.linear and "propagator" in needs:
         parts.append(_matrix_function(f"{cname}_propagator", analysis.propagator, n, printer(),
                                       "exp(Ã·delta): rows of the state, columns (state, 1)"))
         A_ref, b_ref = analysis.refractory_system
@@ -71,12 +76,13 @@ def kind_code(analysis: NeuronAnalysis, precision: str) -> KindCode:
                      if kind.clamped else
                      f"static void {cname}_propagator_refractory(const real *p, real delta, real *P)\n"
                      f"{{\n    {cname}_propagator(p, delta, P);  /* nothing is clamped */\n}}")
+    if analysis.linear and "system" in needs:
         system = augmented(analysis.A, analysis.b)
         parts.append(_function(f"static void {cname}_system(const real *p, real *M)",
                                "Ã = [[A, b], [0, 0]], row-major (n+1)×(n+1)",
                                [f"M[{i * (n + 1) + j}]" for i in range(n) for j in range(n + 1)],
                                [system[i, j] for i in range(n) for j in range(n + 1)], printer()))
-    else:
+    if not analysis.linear:
         parts.append(_function(f"static void {cname}_rhs(const real *p, const real *x, real *dx)",
                                "dx/dt = f(x), for Runge–Kutta on the grid",
                                [f"dx[{i}]" for i in range(n)], list(analysis.f), printer()))
@@ -85,17 +91,17 @@ def kind_code(analysis: NeuronAnalysis, precision: str) -> KindCode:
         parts.append(_function(f"static real {cname}_threshold(const real *p, const real *x)",
                                f"g(x) >= 0 means a spike ({kind.threshold.loc})", ["return"],
                                [analysis.threshold], printer()).replace("return = ", "return "))
-        if analysis.threshold_linear:
+        if analysis.threshold_linear and "threshold_vector" in needs:
             zero = {s: 0 for s in sym.state}
             vector = [sp.diff(analysis.threshold, s) for s in sym.state] + [analysis.threshold.subs(zero)]
             parts.append(_function(f"static void {cname}_threshold_vector(const real *p, real *c)",
                                    "g(x) = c·(x, 1)", [f"c[{i}]" for i in range(n + 1)], vector, printer()))
         parts.append(_map_function(f"{cname}_reset", "", analysis.reset, sym, printer(),
                                    f"reset ({kind.reset[0].loc})"))
-    if kind.on_event is not None:
-        loc = kind.on_event.loc
+    if kind.on_event is not None and "event" in needs:
         parts.append(_map_function(f"{cname}_event", ", real w", analysis.event, sym, printer(),
-                                   f"an arriving event of weight w ({loc})"))
+                                   f"an arriving event of weight w ({kind.on_event.loc})"))
+    if kind.on_event is not None and "event_refractory" in needs:
         parts.append(_map_function(f"{cname}_event_refractory", ", real w", analysis.event_refractory, sym,
                                    printer(), "the same while refractory (clamped variables unchanged)"))
     refractory = analysis.refractory if analysis.refractory is not None else sp.Integer(0)

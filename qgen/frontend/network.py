@@ -317,6 +317,9 @@ class NetworkBuilder(ExpressionBuilder):
         if post.is_input:
             raise self.fail(Code.BAD_ARGUMENT, f"cannot connect to input population {post.name}", post_token,
                             "input populations only send spikes")
+        if not pre.is_input and not self.neurons[pre.kind].spiking:
+            raise self.fail(Code.BAD_ARGUMENT, f"{pre.name} ({pre.kind}) has no threshold, so it never sends events",
+                            pre_token, "connect from a population that spikes, or from an input population")
         kind = self.neurons[post.kind]
         if kind.on_event is None:
             raise self.fail(Code.MISSING_BLOCK, f"neuron {kind.name} has no on_event block, so {post.name} cannot "

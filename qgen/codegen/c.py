@@ -1,0 +1,258 @@
+"""The C target's code generator: IR + analysis -> one C source file, its cffi header and its layout.
+
+The generated code owns no memory. Every array it reads or writes is described by the layout
+(name, C type, shape in symbolic sizes) and allocated by the runtime with NumPy; one struct of
+pointers, ``qgen_state``, binds them. So weights, delays and parameters are NumPy arrays that
+Python reads and writes in place, and the manifest of a build records the layout exactly.
+
+Symbolic sizes: ``B`` the batch, ``T`` the traced steps of a run, ``S<j>`` the synapses of
+projection j, ``D<j>`` the ring slots of projection j, ``C<i>`` the spike capacity of population
+i, ``I<i>`` the input spikes of input population i (all trials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from qgen.analysis import analyse
+from qgen.codegen.kinds import KindCode, c_identifier, kind_code
+from qgen.ir.nodes import Model, Population, Projection
+
+TEMPLATES = Path(str(resources.files("qgen.templates"))) / "c"
+CTYPES = {"real": None, "double": "float64", "int32_t": "int32", "int64_t": "int64"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One array of the state struct: ``ctype *name`` of ``shape`` (symbolic sizes allowed).
+
+    ``lifetime``: "network" arrays describe the instance and persist across runs (parameters,
+    connectivity, weights, delays); "run" arrays start at zero in every run; "input" arrays hold
+    the input spikes of a run.
+    """
+
+    name: str
+    ctype: str
+    shape: tuple[str | int, ...]
+    comment: str
+    lifetime: str = "run"
+
+
+@dataclass
+class CPopulation:
+    spec: Population
+    index: int
+    prefix: str
+    kind: KindCode | None
+    recorded_spikes: bool = False
+    traced: list[tuple[int, str]] = field(default_factory=list)  # (state index, variable)
+    incoming: list["CProjection"] = field(default_factory=list)
+    outgoing: list["CProjection"] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.spec.size
+
+
+@dataclass
+class CProjection:
+    spec: Projection
+    index: int
+    prefix: str
+    pre: CPopulation
+    post: CPopulation
+    summing: bool  # grid timing, ring, additive effects: one summed value per slot
+
+    @property
+    def queue(self) -> str:
+        return self.spec.queue.kind
+
+    @property
+    def capacity(self) -> int:
+        return self.spec.queue.capacity
+
+
+@dataclass(frozen=True)
+class GeneratedC:
+    source: str
+    cdef: str
+    layout: tuple[Field, ...]
+    scalars: tuple[tuple[str, str], ...]  # (name, ctype) of the struct's scalar fields
+    plan: dict  # populations and projections: names, C prefixes, what the runtime must know
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["repr"] = repr
+    return env
+
+
+def template_hash() -> str:
+    """Changes whenever a template or this generator changes: part of the build-cache key."""
+    digest = hashlib.sha256()
+    for path in sorted([*TEMPLATES.glob("*.j2"), Path(__file__), Path(__file__).with_name("kinds.py"),
+                        Path(__file__).with_name("printer.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def plan(model: Model, precision: str) -> tuple[list[CPopulation], list[CProjection], dict[str, KindCode]]:
+    """The populations and projections of the network with their C names, and the code of each kind."""
+    net = model.network
+    exact = net.timing == "exact"
+    pops = [CPopulation(pop, i, f"pop{i}_{c_identifier(pop.name)}", None) for i, pop in enumerate(net.populations)]
+    by_name = {p.spec.name: p for p in pops}
+    for record in net.records:
+        pop = by_name[record.population]
+        if record.variable == "spikes":
+            pop.recorded_spikes = True
+        else:
+            pop.traced.append((model.neuron(pop.spec.kind).state_names.index(record.variable), record.variable))
+    projections = []
+    for j, proj in enumerate(net.projections):
+        pre, post = by_name[proj.pre], by_name[proj.post]
+        summing = (not exact and proj.queue.kind == "ring" and analyse(model.neuron(post.spec.kind)).additive_event)
+        cp = CProjection(proj, j, f"prj{j}_{c_identifier(proj.name)}", pre, post, summing)
+        projections.append(cp)
+        pre.outgoing.append(cp)
+        post.incoming.append(cp)
+    needs: dict[str, set[str]] = {}
+    for pop in pops:
+        if pop.spec.kind is not None:
+            needs.setdefault(pop.spec.kind, set()).update(_needs(pop, analyse(model.neuron(pop.spec.kind)), exact))
+    kinds = {name: kind_code(analyse(model.neuron(name)), precision, frozenset(used)) for name, used in needs.items()}
+    for pop in pops:
+        if pop.spec.kind is not None:
+            pop.kind = kinds[pop.spec.kind]
+    return pops, projections, kinds
+
+
+def _needs(pop: CPopulation, analysis, exact: bool) -> set[str]:
+    """The kind functions this population's update calls."""
+    spiking = analysis.threshold is not None
+    used = {"propagator"} if analysis.linear else {"rhs"}
+    if spiking:
+        used |= {"threshold", "reset"}
+        if exact:
+            used |= {"system", "threshold_vector"}
+    listed = [p for p in pop.incoming if not p.summing]
+    if listed and (exact or not analysis.additive_event):
+        used.add("event")
+        if spiking:
+            used.add("event_refractory")
+    return used
+
+
+def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]) -> list[Field]:
+    exact = model.network.timing == "exact"
+    fields: list[Field] = []
+    for pop in pops:
+        p, i = pop.prefix, pop.index
+        if pop.kind is None:
+            fields += [Field(f"{p}_in_time", "double", (f"I{i}",), "input spike times (ms)", "input"),
+                       Field(f"{p}_in_id", "int32_t", (f"I{i}",), "input spike neurons", "input"),
+                       Field(f"{p}_in_step", "int64_t", (f"I{i}",), "the step at whose end each is pushed",
+                             "input"),
+                       Field(f"{p}_in_start", "int64_t", ("B+1",), "first input spike of each trial", "input"),
+                       Field(f"{p}_in_cursor", "int64_t", ("B",), "next input spike of each trial")]
+            continue
+        k = pop.kind
+        fields += [Field(f"{p}_x", "real", ("B", pop.size, k.n), f"state ({', '.join(k.kind.state_names)})"),
+                   Field(f"{p}_params", "real", (len(k.kind.parameters),), "parameters", "network"),
+                   Field(f"{p}_derived", "real", (k.derived_size,), "computed from the parameters by qgen_prepare",
+                         "network")]
+        if k.analysis.threshold is not None:
+            fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
+                          if exact else
+                          Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
+        if pop.recorded_spikes:
+            fields += [Field(f"{p}_spike_times", "double", ("B", pop.size, f"C{i}"), "recorded spike times (ms)"),
+                       Field(f"{p}_spike_count", "int32_t", ("B", pop.size), "spikes recorded"),
+                       Field(f"{p}_spike_overflow", "int64_t", ("B", pop.size), "spikes that did not fit")]
+        for _, var in pop.traced:
+            fields.append(Field(f"{p}_trace_{c_identifier(var)}", "real", ("B", "T", pop.size), f"{var} per step"))
+    for proj in projections:
+        q, j = proj.prefix, proj.index
+        n_pre, n_post = proj.pre.size, proj.post.size
+        fields += [Field(f"{q}_pre", "int32_t", (f"S{j}",), "presynaptic neuron, synapses ordered by (pre, post)",
+                         "network"),
+                   Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron", "network"),
+                   Field(f"{q}_out_start", "int64_t", (n_pre + 1,), "first synapse of each presynaptic neuron",
+                         "network"),
+                   Field(f"{q}_weight", "real", (f"S{j}",), "weights", "network"),
+                   Field(f"{q}_delay", "double", (f"S{j}",), "delays (ms)", "network"),
+                   Field(f"{q}_drops", "int64_t", ("B",), "events dropped by a full queue, per trial")]
+        if not exact:
+            fields.append(Field(f"{q}_delay_steps", "int32_t", (f"S{j}",), "delays in steps (qgen_prepare)",
+                                "network"))
+        K = proj.capacity
+        if proj.queue == "ring":
+            if proj.summing:
+                fields.append(Field(f"{q}_ring_sum", "real", ("B", n_post, f"D{j}"), "summed weights per slot"))
+            else:
+                fields += [Field(f"{q}_ring_key", "double", ("B", n_post, f"D{j}", K), "event keys per slot"),
+                           Field(f"{q}_ring_syn", "int32_t", ("B", n_post, f"D{j}", K), "event synapses"),
+                           Field(f"{q}_ring_count", "int32_t", ("B", n_post, f"D{j}"), "events per slot")]
+        elif proj.queue == "fifo":
+            fields += [Field(f"{q}_in_syn", "int32_t", (f"S{j}",), "synapses ordered by (post, synapse)", "network"),
+                       Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target",
+                             "network"),
+                       Field(f"{q}_fifo_key", "double", ("B", f"S{j}", K), "event keys per synapse"),
+                       Field(f"{q}_fifo_head", "int32_t", ("B", f"S{j}"), "oldest event"),
+                       Field(f"{q}_fifo_size", "int32_t", ("B", f"S{j}"), "events in flight")]
+        else:
+            fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target"),
+                       Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses"),
+                       Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued")]
+    return fields
+
+
+def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[tuple[str, str]]:
+    result = [("B", "int64_t"), ("T", "int64_t"), ("step", "int64_t"), ("trace_start", "int64_t"),
+              ("strict", "int32_t")]
+    result += [(f"C{p.index}", "int64_t") for p in pops if p.recorded_spikes]
+    for proj in projections:
+        result.append((f"S{proj.index}", "int64_t"))
+        if proj.queue == "ring":
+            result.append((f"D{proj.index}", "int64_t"))
+    return result
+
+
+def generate(model: Model, precision: str, version: str) -> GeneratedC:
+    pops, projections, kinds = plan(model, precision)
+    fields = layout(model, pops, projections)
+    scalar_fields = scalars(pops, projections)
+    env = _environment()
+    real = "double" if precision == "float64" else "float"
+    struct = env.get_template("state.h.j2").render(fields=fields, scalars=scalar_fields, real=real)
+    source = env.get_template("model.c.j2").render(
+        model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
+        version=version, struct=struct, kinds=list(kinds.values()), populations=pops, projections=projections,
+        uses_events=any(not p.summing for p in projections),
+        uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing))
+    cdef = struct + "\nint qgen_prepare(qgen_state *s);\nint qgen_run(qgen_state *s, int64_t steps, qgen_error *errors);\n"
+    return GeneratedC(source, cdef, tuple(fields), tuple(scalar_fields), summary(pops, projections))
+
+
+def summary(pops: list[CPopulation], projections: list[CProjection]) -> dict:
+    """What the runtime needs to bind the arrays of each population and projection."""
+    return {
+        "populations": [{"name": p.spec.name, "prefix": p.prefix, "index": p.index, "size": p.size,
+                         "kind": p.spec.kind, "state": list(p.kind.kind.state_names) if p.kind else [],
+                         "parameters": list(p.kind.kind.parameter_names) if p.kind else [],
+                         "spiking": bool(p.kind and p.kind.analysis.threshold is not None),
+                         "recorded_spikes": p.recorded_spikes, "traced": [list(t) for t in p.traced]}
+                        for p in pops],
+        "projections": [{"name": j.spec.name, "prefix": j.prefix, "index": j.index, "pre": j.pre.spec.name,
+                         "post": j.post.spec.name, "queue": j.queue, "capacity": j.capacity, "summing": j.summing}
+                        for j in projections],
+    }

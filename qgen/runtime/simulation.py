@@ -1,0 +1,282 @@
+"""A compiled model bound to one network instance, with NumPy arrays shared with the kernels.
+
+The C kernels own no memory: this class allocates every array of the build's layout, binds the
+pointers into the generated ``qgen_state`` struct and runs the kernels. Weights, delays and
+parameters are the very arrays the kernels read, so writing them (checked) changes the next
+run. Every run starts from the initial state at t = 0 and returns a :class:`Result` like the
+reference simulator's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Callable, Iterator
+
+import numpy as np
+
+from qgen.errors import Code, QgenError, SimulationError
+from qgen.reference.simulator import DEFAULT_SPIKE_CAPACITY, grid_index
+from qgen.runtime.inputs import Inputs, check_inputs
+from qgen.runtime.network import NetworkData
+from qgen.runtime.results import Result, SpikeRecord
+from qgen.targets.c import CBuild
+
+_NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
+_ERRORS = {1: Code.QUEUE_OVERFLOW, 2: Code.NON_FINITE, 3: Code.MODEL_RUNTIME, 4: Code.MODEL_RUNTIME}
+
+
+class BoundArrays(Mapping):
+    """name -> a NumPy array the kernels read. ``m[name][...] = v`` writes in place; ``m[name] = v``
+    checks the shape and that the values are finite numbers, then copies."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], what: str) -> None:
+        self._arrays = arrays
+        self._what = what
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            raise KeyError(f"no {self._what} {name!r}; there are: {', '.join(self._arrays)}")
+        return self._arrays[name]
+
+    def __setitem__(self, name: str, value) -> None:
+        target = self[name]
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise QgenError(Code.BAD_INPUT, f"{self._what} {name!r} has shape {target.shape}, not {value.shape}")
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+            raise QgenError(Code.BAD_INPUT, f"{self._what} {name!r} takes real numbers, not {value.dtype}")
+        if not np.all(np.isfinite(value)):
+            raise QgenError(Code.BAD_INPUT, f"{self._what} {name!r}: values must be finite")
+        target[...] = value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+class Simulation:
+    """Run a C build: ``sim = qgen.load(path).simulator(batch=2); result = sim.run(inputs, 100.0)``."""
+
+    def __init__(self, build: CBuild, data: NetworkData, *, batch: int = 1, strict: bool = False,
+                 spike_capacity: int | None = None) -> None:
+        if not isinstance(batch, int) or batch < 1:
+            raise QgenError(Code.BAD_OPTION, f"the batch size must be a positive integer, not {batch!r}")
+        self.build, self.data, self.batch, self.strict = build, data, batch, strict
+        self.dt = data.dt
+        self.exact = data.timing == "exact"
+        self.real = np.float64 if build.precision == "float64" else np.float32
+        self._fields = {f.name: f for f in build.layout}
+        self._plan = build.manifest["plan"]
+        self._pops = {p["name"]: p for p in self._plan["populations"]}
+        self._projs = {p["name"]: p for p in self._plan["projections"]}
+        self._state = build.ffi.new("qgen_state *")
+        self._arrays: dict[str, np.ndarray] = {}
+        records = {r.population: r.capacity for r in data.network.records if r.variable == "spikes"}
+        self._capacity = {name: records.get(name) or spike_capacity or DEFAULT_SPIKE_CAPACITY
+                          for name in records}
+        self._bind_network()
+        self.weights = BoundArrays({name: self._arrays[f"{p['prefix']}_weight"] for name, p in self._projs.items()},
+                                   "weights of projection")
+        self.delays = BoundArrays({name: self._arrays[f"{p['prefix']}_delay"] for name, p in self._projs.items()},
+                                  "delays of projection")
+        self.parameters = {name: BoundArrays({param: self._arrays[f"{p['prefix']}_params"][k:k + 1].reshape(())
+                                              for k, param in enumerate(p["parameters"])},
+                                             f"parameter of {name}")
+                           for name, p in self._pops.items() if p["kind"] is not None}
+
+    # ------------------------------------------------------------ binding
+
+    def _bind(self, name: str, array: np.ndarray) -> np.ndarray:
+        """Keep ``array`` alive and point the struct's field at it."""
+        ctype = self._fields[name].ctype
+        array = np.ascontiguousarray(array, dtype=self.real if ctype == "real" else _NUMPY[ctype])
+        self._arrays[name] = array
+        setattr(self._state, name, self.build.ffi.cast(f"{ctype} *", array.ctypes.data))
+        return array
+
+    def _bind_network(self) -> None:
+        for name, pop in self._pops.items():
+            if pop["kind"] is None:
+                continue
+            data = self.data.populations[name]
+            self._bind(f"{pop['prefix']}_params", [data.params[k] for k in pop["parameters"]])
+            self._bind(f"{pop['prefix']}_derived", np.zeros(self._fields[f"{pop['prefix']}_derived"].shape[0]))
+        for name, proj in self._projs.items():
+            data, q = self.data.projections[name], proj["prefix"]
+            n_pre = self._pops[proj["pre"]]["size"]
+            self._bind(f"{q}_pre", data.pre)
+            self._bind(f"{q}_post", data.post)
+            self._bind(f"{q}_out_start", np.searchsorted(data.pre, np.arange(n_pre + 1)))
+            self._bind(f"{q}_weight", data.weight)
+            self._bind(f"{q}_delay", data.delay)
+            if not self.exact:
+                self._bind(f"{q}_delay_steps", np.zeros(data.size))
+            if proj["queue"] == "fifo":
+                order = np.lexsort((np.arange(data.size), data.post))
+                self._bind(f"{q}_in_syn", order)
+                self._bind(f"{q}_in_start", np.searchsorted(data.post[order], np.arange(self._pops[proj["post"]]["size"] + 1)))
+            setattr(self._state, f"S{proj['index']}", data.size)
+
+    def _bind_run(self, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, int]:
+        """Fresh per-run arrays: state, clamps, records, traces, inputs and empty queues."""
+        B, s = self.batch, self._state
+        sizes = {"B": B, "T": steps, "B+1": B + 1}
+        for name, proj in self._projs.items():
+            delay = self.data.projections[name].delay
+            sizes[f"S{proj['index']}"] = len(delay)
+            if proj["queue"] == "ring":
+                slots = int(math.ceil(delay.max() / self.dt)) + 2 if len(delay) else 2
+                sizes[f"D{proj['index']}"] = slots
+                setattr(s, f"D{proj['index']}", slots)
+        for name, pop in self._pops.items():
+            if pop["recorded_spikes"]:
+                sizes[f"C{pop['index']}"] = self._capacity[name]
+                setattr(s, f"C{pop['index']}", self._capacity[name])
+            if pop["kind"] is None:
+                sizes[f"I{pop['index']}"] = self._bind_inputs(pop, inputs.get(name), steps)
+        for field in self._fields.values():
+            if field.lifetime == "run":
+                self._bind(field.name, np.zeros(tuple(sizes[d] if isinstance(d, str) else d for d in field.shape)))
+        for name, pop in self._pops.items():
+            if pop["kind"] is None:
+                continue
+            data = self.data.populations[name]
+            x = np.stack([data.initial[v] for v in pop["state"]], axis=-1)
+            self._arrays[f"{pop['prefix']}_x"][...] = x[None]
+            if f"{pop['prefix']}_refractory_until" in self._arrays:
+                self._arrays[f"{pop['prefix']}_refractory_until"][...] = -np.inf
+        s.B, s.T, s.step, s.trace_start, s.strict = B, steps, 0, 0, int(self.strict)
+        return sizes
+
+    def _bind_inputs(self, pop: dict, trials, steps: int) -> int:
+        """Input spikes of all trials, each with the step at whose end it is pushed."""
+        times, ids, push, start = [], [], [], [0]
+        for t, i in trials or [(np.empty(0), np.empty(0, np.int64))] * self.batch:
+            if self.exact:
+                step, emitted = np.floor(t / self.dt).astype(np.int64), t
+            else:
+                index = grid_index(t, self.dt)
+                step, emitted = index - 1, index * self.dt
+            keep = step < steps
+            order = np.lexsort((i[keep], emitted[keep], step[keep]))
+            times.append(emitted[keep][order])
+            ids.append(i[keep][order])
+            push.append(step[keep][order])
+            start.append(start[-1] + int(keep.sum()))
+        p = pop["prefix"]
+        self._bind(f"{p}_in_time", np.concatenate(times))
+        self._bind(f"{p}_in_id", np.concatenate(ids))
+        self._bind(f"{p}_in_step", np.concatenate(push))
+        self._bind(f"{p}_in_start", start)
+        return start[-1]
+
+    # ------------------------------------------------------------ running
+
+    def run(self, inputs: Inputs | None = None, duration: float = 100.0,
+            progress: Callable[[int, int], None] | None = None) -> Result:
+        """Simulate ``duration`` ms of every trial from the initial state."""
+        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+            raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
+        steps = int(math.ceil(duration / self.dt - 1e-9))
+        self._check_network()
+        checked = check_inputs(inputs, self.data, self.batch)
+        self._bind_run(steps, checked)
+        base = {name: self._arrays[f"{p['prefix']}_params"].copy() for name, p in self._pops.items() if p["kind"]}
+        try:
+            for start, stop in self._segments(steps):
+                self._apply_drives(base, start)
+                self._call(self.build.lib.qgen_prepare(self._state), None)
+                self._run_steps(stop - start, start, steps, progress)
+        finally:
+            for name, values in base.items():
+                self._arrays[f"{self._pops[name]['prefix']}_params"][...] = values
+        return self._result(duration, steps)
+
+    def _run_steps(self, count: int, done: int, total: int, progress) -> None:
+        errors = self.build.ffi.new("qgen_error[]", self.batch)
+        chunk = max(1, total // 100) if progress else count
+        while count > 0:
+            now = min(chunk, count)
+            self._call(self.build.lib.qgen_run(self._state, now, errors), errors)
+            count -= now
+            done += now
+            if progress:
+                progress(done, total)
+
+    def _segments(self, steps: int) -> list[tuple[int, int]]:
+        """Runs of steps with constant parameters: drives switch only at their start and stop."""
+        cuts = {0, steps}
+        for d in self.data.network.drives:
+            cuts |= {c for c in (round(d.start / self.dt), round(d.stop / self.dt)) if 0 < c < steps}
+        cuts = sorted(cuts)
+        return list(zip(cuts, cuts[1:]))
+
+    def _apply_drives(self, base: dict[str, np.ndarray], step: int) -> None:
+        for name, values in base.items():
+            self._arrays[f"{self._pops[name]['prefix']}_params"][...] = values
+        for d in self.data.network.drives:
+            if round(d.start / self.dt) <= step < round(d.stop / self.dt):
+                pop = self._pops[d.population]
+                self._arrays[f"{pop['prefix']}_params"][pop["parameters"].index(d.parameter)] = d.value
+
+    def _check_network(self) -> None:
+        for name, proj in self._projs.items():
+            delay = self.delays[name]
+            if len(delay) and not (np.all(np.isfinite(delay)) and delay.min() >= self.dt * (1 - 1e-12)):
+                raise QgenError(Code.BAD_DELAY, f"projection {name}: a delay is below dt = {self.dt:g} ms "
+                                f"or not finite (smallest {delay.min():g} ms)", hint="delays are at least dt")
+            if not np.all(np.isfinite(self.weights[name])):
+                raise QgenError(Code.BAD_INPUT, f"projection {name}: a weight is not finite")
+        for name, params in self.parameters.items():
+            for param, value in params.items():
+                if not np.isfinite(value):
+                    raise QgenError(Code.BAD_INPUT, f"population {name}: parameter {param} is not finite")
+
+    def _call(self, status: int, errors) -> None:
+        if status == 0:
+            return
+        err = next(e for e in errors if e.code)
+        pops, projs = list(self._pops.values()), list(self._projs.values())
+        where = f"trial {list(errors).index(err)}, t = {err.time:.6g} ms"
+        if err.code == 1:
+            proj = projs[err.projection]
+            raise SimulationError(
+                Code.QUEUE_OVERFLOW,
+                f"projection {proj['name']}: the {proj['queue']} queue of capacity {proj['capacity']} is full; an "
+                f"event for neuron {err.neuron} arriving at {err.time:.6g} ms was dropped ({where})",
+                hint=f"raise the capacity (queue = {proj['queue']}(capacity = {2 * proj['capacity']})) "
+                     "or run without strict")
+        pop = pops[err.population] if err.population >= 0 else {"name": "?", "kind": "?"}
+        if err.code == 2:
+            raise SimulationError(Code.NON_FINITE, f"population {pop['name']}: the state is not finite at "
+                                  f"t = {err.time:g} ms ({where})", hint="check the parameters; with grid timing "
+                                  "and non-linear dynamics, a smaller dt may help")
+        if err.code == 3:
+            raise SimulationError(Code.MODEL_RUNTIME, f"{pop['kind']}: the reset leaves neuron {err.neuron} of "
+                                  f"{pop['name']} above threshold at t = {err.time:g} ms, so it would spike forever",
+                                  hint="reset to a value below the threshold, or add a refractory period")
+        raise SimulationError(_ERRORS.get(err.code, Code.MODEL_RUNTIME), "the kernels ran out of memory")
+
+    def _result(self, duration: float, steps: int) -> Result:
+        result = Result(duration, self.dt)
+        for rec in self.data.network.records:
+            pop = self._pops[rec.population]
+            p = pop["prefix"]
+            if rec.variable == "spikes":
+                times = self._arrays[f"{p}_spike_times"].copy()
+                counts = self._arrays[f"{p}_spike_count"].astype(np.int64)
+                times[np.arange(times.shape[2])[None, None, :] >= counts[:, :, None]] = np.nan
+                result.spikes[rec.population] = SpikeRecord(times, counts,
+                                                             self._arrays[f"{p}_spike_overflow"].copy())
+            else:
+                from qgen.codegen.kinds import c_identifier
+
+                trace = self._arrays[f"{p}_trace_{c_identifier(rec.variable)}"]
+                result.traces[f"{rec.population}.{rec.variable}"] = trace.astype(np.float64)
+        for name, proj in self._projs.items():
+            result.drops[name] = self._arrays[f"{proj['prefix']}_drops"].copy()
+        return result
+

@@ -1,0 +1,200 @@
+"""The C target: generate, compile with cffi, cache, load.
+
+A build lives in ``<out>/<model>/c/<precision>/``: ``model.c`` (the generated source, readable),
+``model.h`` (the declarations cffi binds), the compiled extension module and ``manifest.json``
+(cache key, IR hash, template hash, compiler and flags, the array layout). The manifest is
+written last, atomically, so a build that was interrupted has none and is redone. The cache key
+covers everything the binary depends on: an unchanged model is neither regenerated nor
+recompiled. An exclusive file lock makes concurrent builds of one model safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from qgen.errors import Code, QgenError
+from qgen.ir.nodes import Model
+
+PRECISIONS = ("float64", "float32")
+COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno")
+LINK_FLAGS = ("-fopenmp",)
+MANIFEST = "manifest.json"
+FORMAT = 1  # of the build folder; part of the cache key
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    ctype: str
+    shape: tuple
+    comment: str
+    lifetime: str
+
+
+@dataclass
+class CBuild:
+    folder: Path
+    manifest: dict
+    module: ModuleType
+
+    @property
+    def ffi(self):
+        return self.module.ffi
+
+    @property
+    def lib(self):
+        return self.module.lib
+
+    @property
+    def layout(self) -> list[Field]:
+        return [Field(f["name"], f["ctype"], tuple(f["shape"]), f["comment"], f["lifetime"])
+                for f in self.manifest["layout"]]
+
+    @property
+    def scalars(self) -> list[tuple[str, str]]:
+        return [tuple(s) for s in self.manifest["scalars"]]
+
+    @property
+    def precision(self) -> str:
+        return self.manifest["precision"]
+
+
+def compiler_version() -> str:
+    compiler = sysconfig.get_config_var("CC") or "cc"
+    try:
+        out = subprocess.run([*compiler.split()[:1], "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else compiler
+    except (OSError, subprocess.SubprocessError):
+        return compiler
+
+
+def cache_key(model: Model, precision: str, template: str, compiler: str) -> str:
+    from qgen import __version__
+
+    parts = [str(FORMAT), __version__, model.hash, template, precision, compiler, *COMPILE_FLAGS, *LINK_FLAGS,
+             sys.version.split()[0]]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def build_folder(model: Model, precision: str, out: str | Path) -> Path:
+    return Path(out) / model.name / "c" / precision
+
+
+def build(model: Model, precision: str = "float64", out: str | Path = "generated", force: bool = False) -> CBuild:
+    """Generate and compile ``model`` unless an identical build is cached; return it loaded."""
+    from qgen.codegen.c import template_hash
+
+    if precision not in PRECISIONS:
+        raise QgenError(Code.BAD_OPTION, f"unknown precision {precision!r}", hint="use float64 or float32")
+    folder = build_folder(model, precision, out)
+    folder.mkdir(parents=True, exist_ok=True)
+    compiler = compiler_version()
+    key = cache_key(model, precision, template_hash(), compiler)
+    with _locked(folder):
+        if not force:
+            cached = _load_cached(folder, key)
+            if cached is not None:
+                return cached
+        return _compile(model, precision, folder, key, compiler)
+
+
+def load_cached(model: Model, precision: str = "float64", out: str | Path = "generated") -> CBuild | None:
+    """The cached build of ``model`` if it is current, without generating anything (fast path of load)."""
+    from qgen.codegen.c import template_hash
+
+    folder = build_folder(model, precision, out)
+    if not (folder / MANIFEST).is_file():
+        return None
+    with _locked(folder):
+        return _load_cached(folder, cache_key(model, precision, template_hash(), compiler_version()))
+
+
+@contextmanager
+def _locked(folder: Path):
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _load_cached(folder: Path, key: str) -> CBuild | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("key") != key:
+            return None
+        module = _import(folder / manifest["module_file"], manifest["module"])
+    except (OSError, ValueError, KeyError, ImportError):
+        return None  # missing, partial or corrupt: build again
+    return CBuild(folder, manifest, module)
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str) -> CBuild:
+    import cffi
+
+    from qgen import __version__
+    from qgen.codegen.c import generate, template_hash
+
+    generated = generate(model, precision, __version__)
+    (folder / MANIFEST).unlink(missing_ok=True)
+    (folder / "model.c").write_text(generated.source)
+    (folder / "model.h").write_text(generated.cdef)
+    module_name = f"_qgen_{_identifier(model.name)}_{precision}_{key[:12]}"
+    ffi = cffi.FFI()
+    ffi.cdef(generated.cdef)
+    ffi.set_source(module_name, generated.source, extra_compile_args=list(COMPILE_FLAGS),
+                   extra_link_args=list(LINK_FLAGS))
+    with tempfile.TemporaryDirectory(prefix="qgen-build-") as tmp:
+        try:
+            built = Path(ffi.compile(tmpdir=tmp, verbose=False))
+        except Exception as err:  # cffi raises VerificationError / CompileError with the compiler's output
+            raise QgenError(Code.UNSUPPORTED, f"the C compiler failed on {folder / 'model.c'}: {err}",
+                            hint="this is a bug in qgen's code generation; please report it") from None
+        for old in folder.glob("_qgen_*"):
+            old.unlink()
+        target = folder / built.name
+        shutil.move(str(built), target)
+    manifest = {
+        "key": key, "qgen": __version__, "model": model.name, "model_hash": model.hash,
+        "template_hash": template_hash(), "precision": precision, "timing": model.network.timing,
+        "compiler": compiler, "compile_flags": list(COMPILE_FLAGS), "link_flags": list(LINK_FLAGS),
+        "module": module_name, "module_file": target.name,
+        "scalars": [list(s) for s in generated.scalars],
+        "plan": generated.plan,
+        "layout": [{"name": f.name, "ctype": f.ctype, "shape": list(f.shape), "comment": f.comment,
+                    "lifetime": f.lifetime} for f in generated.layout],
+    }
+    temporary = folder / (MANIFEST + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=1))
+    os.replace(temporary, folder / MANIFEST)
+    return CBuild(folder, manifest, _import(target, module_name))
+
+
+def _identifier(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
