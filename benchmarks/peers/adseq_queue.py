@@ -206,9 +206,9 @@ def worker(kind: str, n_queues: int = DEFAULTS["n_queues"], steps: int = DEFAULT
 def run(kind: str, **params) -> dict:
     """Measure one queue kind in a fresh subprocess; returns the result dict (``status`` is "ok",
     or says why there is no measurement). Parameters: n_queues, steps, lam, delay, seed, repeats,
-    unroll, as_published, check (a second, untimed run that compares the delivery step of every
-    event with its due step: adds arrivals, due_within_run, steps_with_wrong_delivery_count,
-    lateness_event_steps)."""
+    unroll, as_published, cpus (pin to that many cores), check (a second, untimed run that
+    compares the delivery step of every event with its due step: adds arrivals, due_within_run,
+    steps_with_wrong_delivery_count, lateness_event_steps), timeout_s."""
     timeout = params.pop("timeout_s", 3600)
     return run_in_subprocess("adseq_queue", {"kind": kind, **params}, timeout_s=timeout)
 
@@ -231,10 +231,12 @@ def main(argv=None) -> None:
     ap.add_argument("--as-published", action="store_true")
     ap.add_argument("--check", action="store_true",
                     help="also check every delivery step against the arrivals (untimed run)")
+    ap.add_argument("--cpus", type=int, default=0, help="pin each measurement to this many cores")
     a = ap.parse_args(argv)
+    extra = {"cpus": a.cpus} if a.cpus else {}
     out = run_all(a.kinds.split(","), n_queues=a.n_queues, steps=a.steps, lam=a.lam,
                   delay=a.delay, seed=a.seed, repeats=a.repeats, as_published=a.as_published,
-                  check=a.check)
+                  check=a.check, **extra)
     json.dump(out, sys.stdout, indent=1)
     print()
 

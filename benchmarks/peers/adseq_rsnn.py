@@ -145,8 +145,25 @@ def _status_of(ex: BaseException) -> str:
     return "failed: " + text
 
 
+def _activity(Q, w, steps: int) -> dict:
+    """An untimed extra run: spikes per step, to compare the activity with qgen's rsnn.snn."""
+    import jax
+    import numpy as np
+    per_step = np.asarray(jax.jit(lambda w: sim(N, w, Q=Q, steps=steps)[1][1].sum(1))(w))
+    drive_steps = int(round(2.0 / DT_MS))
+    after = per_step[drive_steps:]
+    return {
+        "spikes_during_drive": int(per_step[:drive_steps].sum()),
+        "spikes_after_drive": int(after.sum()),
+        "rate_hz_per_neuron_after_drive":
+            float(after.sum() / N / (after.size * DT_MS * 1e-3)) if after.size else None,
+        "steps_with_spikes": int((per_step > 0).sum()),
+        "spikes_last_1000_steps": int(per_step[-1000:].sum()),
+    }
+
+
 def worker(kind: str, mode: str = "forward", steps: int = STEPS, repeats: int = 3,
-           mem_cap_gb: float = DEFAULT_MEM_CAP_GB) -> dict:
+           mem_cap_gb: float = DEFAULT_MEM_CAP_GB, activity: bool = True) -> dict:
     """Measure one (kind, mode) in this process (call it through :func:`run` for a fresh one)."""
     import jax
     import jax.numpy as jnp
@@ -200,6 +217,8 @@ def worker(kind: str, mode: str = "forward", steps: int = STEPS, repeats: int = 
     res["us_per_step_runs"] = [r / steps * 1e6 for r in runs]
     res["spikes"] = int(round(float(value)))
     res["rate_hz_per_neuron"] = res["spikes"] / N / (steps * DT_MS * 1e-3)
+    if mode == "forward" and activity:
+        res.update(_activity(Q, w, steps))
     if mode == "grad":
         g = out[1]
         res["grad_finite"] = bool(jnp.isfinite(g).all())
@@ -212,7 +231,8 @@ def worker(kind: str, mode: str = "forward", steps: int = STEPS, repeats: int = 
 def run(kind: str, mode: str = "forward", **params) -> dict:
     """Measure one queue kind and mode ("forward" or "grad") in a fresh subprocess. Parameters:
     steps (10,000), repeats (3), mem_cap_gb (the process is killed above it, and a run whose
-    XLA plan exceeds it is not started), timeout_s."""
+    XLA plan exceeds it is not started), activity (forward: one more, untimed run for the spikes
+    per step), cpus (pin to that many cores), timeout_s."""
     timeout = params.pop("timeout_s", 3600)
     cap = params.get("mem_cap_gb", DEFAULT_MEM_CAP_GB)
     return run_in_subprocess("adseq_rsnn", {"kind": kind, "mode": mode, **params},
@@ -231,9 +251,11 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mem-cap-gb", type=float, default=DEFAULT_MEM_CAP_GB)
+    ap.add_argument("--cpus", type=int, default=0, help="pin each measurement to this many cores")
     a = ap.parse_args(argv)
+    extra = {"cpus": a.cpus} if a.cpus else {}
     out = run_all(a.kinds.split(","), a.modes.split(","), steps=a.steps, repeats=a.repeats,
-                  mem_cap_gb=a.mem_cap_gb)
+                  mem_cap_gb=a.mem_cap_gb, **extra)
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -12,20 +12,16 @@ i, ``I<i>`` the input spikes of input population i (all trials).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
-from pathlib import Path
 
 import jinja2
 
 from qgen.analysis import analyse
-from qgen.codegen.kinds import KindCode, c_identifier, kind_code
+from qgen.codegen.fingerprint import TEMPLATES
+from qgen.codegen.kinds import KindCode, kind_code
+from qgen.codegen.names import c_identifier
 from qgen.ir.nodes import Model, Population, Projection
-
-TEMPLATES = Path(str(resources.files("qgen.templates"))) / "c"
-CTYPES = {"real": None, "double": "float64", "int32_t": "int32", "int64_t": "int64"}
 
 
 @dataclass(frozen=True)
@@ -93,16 +89,6 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["repr"] = repr
     return env
-
-
-def template_hash() -> str:
-    """Changes whenever a template or this generator changes: part of the build-cache key."""
-    digest = hashlib.sha256()
-    for path in sorted([*TEMPLATES.glob("*.j2"), Path(__file__), Path(__file__).with_name("kinds.py"),
-                        Path(__file__).with_name("printer.py")]):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def plan(model: Model, precision: str) -> tuple[list[CPopulation], list[CProjection], dict[str, KindCode]]:

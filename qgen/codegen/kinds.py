@@ -8,21 +8,15 @@ effects and right-hand sides all come from sympy.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sympy as sp
 
 from qgen.analysis import NeuronAnalysis
 from qgen.analysis.propagators import augmented
+from qgen.codegen.names import c_identifier
 from qgen.codegen.printer import CPrinter, assignments
 from qgen.ir.nodes import NeuronKind
-
-
-def c_identifier(name: str) -> str:
-    """A C identifier for a model name (population names may contain '->' etc.)."""
-    text = re.sub(r"\W", "_", name)
-    return text if text and not text[0].isdigit() else f"_{text}"
 
 
 @dataclass(frozen=True)

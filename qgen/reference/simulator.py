@@ -32,22 +32,8 @@ from qgen.reference.crossing import CrossingSearch
 from qgen.reference.queues import Event, Queue, make_queue
 from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime.network import NetworkData, PopulationData, ProjectionData
-from qgen.runtime.results import Result, SpikeRecord
-
-DEFAULT_SPIKE_CAPACITY = 1024  # recorded spikes per neuron and trial, unless the model says otherwise
-
-
-def grid_steps(delay: np.ndarray, dt: float) -> np.ndarray:
-    """Delays in steps for grid timing: rounded half up, as NEST does, and at least one."""
-    return np.maximum(1, np.floor(delay / dt + 0.5)).astype(np.int64)
-
-
-def grid_index(times: np.ndarray, dt: float) -> np.ndarray:
-    """Input spike times on the grid: the next grid point, unless already on one (NEST's rule)."""
-    ratio = times / dt
-    nearest = np.floor(ratio + 0.5)
-    return np.where(np.abs(ratio - nearest) <= 1e-9 * np.maximum(1.0, nearest), nearest,
-                    np.ceil(ratio)).astype(np.int64)
+from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
+from qgen.runtime.schedule import grid_index, grid_steps
 
 
 class Dynamics:

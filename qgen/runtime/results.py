@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+DEFAULT_SPIKE_CAPACITY = 1024  # recorded spikes per neuron and trial, unless the model says otherwise
+
 
 @dataclass
 class SpikeRecord:

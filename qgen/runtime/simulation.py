@@ -16,10 +16,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from qgen.errors import Code, QgenError, SimulationError
-from qgen.reference.simulator import DEFAULT_SPIKE_CAPACITY, grid_index
+from qgen.codegen.names import c_identifier
 from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime.network import NetworkData
-from qgen.runtime.results import Result, SpikeRecord
+from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
+from qgen.runtime.schedule import grid_index
 from qgen.targets.c import CBuild
 
 _NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
@@ -148,6 +149,9 @@ class Simulation:
             self._arrays[f"{pop['prefix']}_x"][...] = x[None]
             if f"{pop['prefix']}_refractory_until" in self._arrays:
                 self._arrays[f"{pop['prefix']}_refractory_until"][...] = -np.inf
+        for pop in self._pops.values():
+            if pop["kind"] is None:  # each trial reads its inputs from its own first spike on
+                self._arrays[f"{pop['prefix']}_in_cursor"][...] = self._arrays[f"{pop['prefix']}_in_start"][:-1]
         s.B, s.T, s.step, s.trace_start, s.strict = B, steps, 0, 0, int(self.strict)
         return sizes
 
@@ -272,8 +276,6 @@ class Simulation:
                 result.spikes[rec.population] = SpikeRecord(times, counts,
                                                              self._arrays[f"{p}_spike_overflow"].copy())
             else:
-                from qgen.codegen.kinds import c_identifier
-
                 trace = self._arrays[f"{p}_trace_{c_identifier(rec.variable)}"]
                 result.traces[f"{rec.population}.{rec.variable}"] = trace.astype(np.float64)
         for name, proj in self._projs.items():

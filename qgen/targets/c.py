@@ -11,6 +11,7 @@ recompiled. An exclusive file lock makes concurrent builds of one model safe.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from qgen.codegen.fingerprint import template_hash
 from qgen.errors import Code, QgenError
 from qgen.ir.nodes import Model
 
@@ -72,6 +74,7 @@ class CBuild:
         return self.manifest["precision"]
 
 
+@functools.cache
 def compiler_version() -> str:
     compiler = sysconfig.get_config_var("CC") or "cc"
     try:
@@ -95,8 +98,6 @@ def build_folder(model: Model, precision: str, out: str | Path) -> Path:
 
 def build(model: Model, precision: str = "float64", out: str | Path = "generated", force: bool = False) -> CBuild:
     """Generate and compile ``model`` unless an identical build is cached; return it loaded."""
-    from qgen.codegen.c import template_hash
-
     if precision not in PRECISIONS:
         raise QgenError(Code.BAD_OPTION, f"unknown precision {precision!r}", hint="use float64 or float32")
     folder = build_folder(model, precision, out)
@@ -113,8 +114,6 @@ def build(model: Model, precision: str = "float64", out: str | Path = "generated
 
 def load_cached(model: Model, precision: str = "float64", out: str | Path = "generated") -> CBuild | None:
     """The cached build of ``model`` if it is current, without generating anything (fast path of load)."""
-    from qgen.codegen.c import template_hash
-
     folder = build_folder(model, precision, out)
     if not (folder / MANIFEST).is_file():
         return None
@@ -159,7 +158,7 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
     import cffi
 
     from qgen import __version__
-    from qgen.codegen.c import generate, template_hash
+    from qgen.codegen.c import generate
 
     generated = generate(model, precision, __version__)
     (folder / MANIFEST).unlink(missing_ok=True)
