@@ -4,12 +4,7 @@ The pipeline, one package per stage: ``qgen.frontend`` (text -> IR), ``qgen.anal
 (sympy), ``qgen.reference`` (the NumPy oracle) and ``qgen.runtime`` (instances, inputs, results).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("qgen")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 
 def load(path, target: str = "c", **options):

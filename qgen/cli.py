@@ -12,14 +12,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from qgen.errors import Code, QgenError
-
-console = Console()
-errors = Console(stderr=True)
 
 _DURATION = re.compile(r"\s*((?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)\s*(s|ms|us)\s*")
 _TIME_UNITS = {"s": 1000.0, "ms": 1.0, "us": 1e-3}
@@ -41,7 +35,7 @@ class Command(click.Group):
 
 
 @click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="qgen")
+@click.version_option(version=__import__("qgen").__version__)
 def main() -> None:
     """qgen: compile spiking-network models (.snn) to simulation kernels."""
 
@@ -89,17 +83,54 @@ def check(model: Path, overrides: tuple[str, ...]) -> None:
     click.echo(f"{model}: ok ({what})")
 
 
+precision_option = click.option("--float32/--float64", "float32", default=False,
+                                show_default=True, help="Precision of states, weights and parameters.")
+out_option = click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                          default=Path("generated"), show_default=True, help="Folder of the builds.")
+build_dir_option = click.option("--build-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                                default=Path("generated"), show_default=True, help="Folder of the builds.")
+
+
+@main.command()
+@model_argument
+@click.option("--target", type=click.Choice(["c"]), default="c", show_default=True, help="What to generate.")
+@out_option
+@precision_option
+@set_option
+def build(model: Path, target: str, out_dir: Path, float32: bool, overrides: tuple[str, ...]) -> None:
+    """Generate and compile MODEL (nothing is redone when the model and qgen are unchanged)."""
+    import qgen
+
+    loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
+                       overrides=parse_overrides(overrides), out=out_dir)
+    folder = loaded.build.folder
+    click.echo(f"{loaded.name}: {target} build in {folder}/ (model.c, model.h, manifest.json)")
+
+
 @main.command()
 @model_argument
 @click.option("--ir", "show_ir", is_flag=True, help="Print the intermediate representation.")
+@click.option("--target", type=click.Choice(["c"]), help="Print the generated code of this target.")
+@click.option("--kernel", type=click.Choice(["forward"]), default="forward", show_default=True,
+              help="Which kernel to print (with --target).")
+@out_option
+@precision_option
 @set_option
-def show(model: Path, show_ir: bool, overrides: tuple[str, ...]) -> None:
-    """Show what qgen makes of MODEL."""
+def show(model: Path, show_ir: bool, target: str | None, kernel: str, out_dir: Path, float32: bool,
+         overrides: tuple[str, ...]) -> None:
+    """Show what qgen makes of MODEL: its IR, or the generated kernels."""
     from qgen.analysis import analyse
     from qgen.ir.printer import format_model
 
+    if target is not None:
+        import qgen
+
+        loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
+                           overrides=parse_overrides(overrides), out=out_dir)
+        click.echo((loaded.build.folder / "model.c").read_text(), nl=False)
+        return
     if not show_ir:
-        raise QgenError(Code.BAD_OPTION, "say what to show", hint="qgen show MODEL --ir")
+        raise QgenError(Code.BAD_OPTION, "say what to show", hint="qgen show MODEL --ir, or --target c")
     compiled = compile_model(model, overrides)
     text = format_model(compiled)
     for kind in compiled.neurons:
@@ -112,8 +143,8 @@ def show(model: Path, show_ir: bool, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 @model_argument
-@click.option("--target", type=click.Choice(["reference"]), default="reference", show_default=True,
-              help="Where to simulate.")
+@click.option("--target", type=click.Choice(["c", "reference"]), default="c", show_default=True,
+              help="Where to simulate: the generated C kernels, or the NumPy reference simulator.")
 @click.option("--duration", default="200ms", show_default=True, help="Simulated time, e.g. 500ms or 1s.")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Input spikes: an .npz with <population>.times, .ids and optionally .trials.")
@@ -122,19 +153,27 @@ def show(model: Path, show_ir: bool, overrides: tuple[str, ...]) -> None:
               help="Write a raster and trace plot (.png).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for connectivity and initial values.")
 @click.option("--strict", is_flag=True, help="Fail on the first dropped queue event.")
+@build_dir_option
+@precision_option
 @set_option
 def run(model: Path, target: str, duration: str, input_path: Path | None, out_path: Path | None,
-        plot_path: Path | None, seed: int | None, strict: bool, overrides: tuple[str, ...]) -> None:
+        plot_path: Path | None, seed: int | None, strict: bool, out_dir: Path, float32: bool,
+        overrides: tuple[str, ...]) -> None:
     """Simulate MODEL and report spikes, rates and any lost events."""
-    from qgen.reference import ReferenceSimulator
-    from qgen.runtime.inputs import load_inputs
-    from qgen.runtime.network import instantiate
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    import qgen
+    from qgen.runtime.inputs import load_inputs
+
+    errors = Console(stderr=True)
     length = parse_duration(duration)
-    compiled = compile_model(model, overrides)
     inputs, batch = load_inputs(input_path) if input_path else (None, 1)
-    data = instantiate(compiled, seed)
-    simulator = ReferenceSimulator(data, batch=batch, strict=strict)
+    loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
+                       overrides=parse_overrides(overrides), out=out_dir)
+    compiled = loaded.model
+    simulator = loaded.simulator(batch, seed=seed, strict=strict)
+    data = simulator.data
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=errors, transient=True, disable=not errors.is_terminal) as bar:
         task = bar.add_task(f"simulating {compiled.name}", total=None)
@@ -155,6 +194,9 @@ def run(model: Path, target: str, duration: str, input_path: Path | None, out_pa
 
 
 def report(result, data) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{result.duration:g} ms simulated, dt = {result.dt:g} ms", title_justify="left")
     for column in ("population", "neurons", "spikes", "rate (Hz)"):
         table.add_column(column, justify="left" if column == "population" else "right")
@@ -163,7 +205,7 @@ def report(result, data) -> None:
         rate = total.sum() / (total.size * result.duration / 1000.0)
         table.add_row(name, str(total.shape[1]), str(int(total.sum())), f"{rate:.2f}")
     if result.spikes:
-        console.print(table)
+        Console().print(table)
     for line in result.warnings():
         click.echo(f"warning: {line}", err=True)
 

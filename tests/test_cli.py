@@ -61,7 +61,7 @@ def test_run_writes_results_and_plot(write_model, tmp_path):
     np.savez(inputs, **{"inp.times": np.array([1.0, 2.0, 5.0]), "inp.ids": np.array([0, 1, 0]),
                         "inp.trials": np.array([0, 0, 1])})
     out, plot = tmp_path / "run.npz", tmp_path / "raster.png"
-    result = invoke("run", write_model(TINY), "--target", "reference", "--duration", "20ms",
+    result = invoke("run", write_model(TINY), "--duration", "20ms", "--build-dir", tmp_path / "gen",
                     "--input", inputs, "--out", out, "--plot", plot)
     assert result.exit_code == 0, result.output
     assert "hid" in result.output
@@ -70,6 +70,34 @@ def test_run_writes_results_and_plot(write_model, tmp_path):
         assert saved["trace.out.v"].shape == (2, 200, 1)
         assert saved["hid.spike_counts"][0].sum() > 0
     assert plot.stat().st_size > 1000
+
+
+def test_reference_and_c_runs_agree(write_model, tmp_path):
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, **{"inp.times": np.array([1.0, 2.5]), "inp.ids": np.array([0, 1])})
+    saved = {}
+    for target in ("c", "reference"):
+        out = tmp_path / f"{target}.npz"
+        result = invoke("run", write_model(TINY), "--target", target, "--duration", "15ms", "--input", inputs,
+                        "--build-dir", tmp_path / "gen", "--out", out)
+        assert result.exit_code == 0, result.output
+        saved[target] = dict(np.load(out))
+    np.testing.assert_allclose(saved["c"]["hid.spike_times"], saved["reference"]["hid.spike_times"], atol=1e-9)
+    assert saved["c"]["hid.spike_counts"].sum() > 0
+
+
+def test_build_writes_readable_source_and_is_cached(write_model, tmp_path):
+    model, out = write_model(TINY), tmp_path / "gen"
+    result = invoke("build", model, "--target", "c", "--out", out)
+    assert result.exit_code == 0, result.output
+    folder = out / "Tiny" / "c" / "float64"
+    source = folder / "model.c"
+    assert "population hid: LIF × 4 (m.snn:" in source.read_text()
+    stamp = source.stat().st_mtime_ns
+    assert invoke("build", model, "--out", out).exit_code == 0
+    assert source.stat().st_mtime_ns == stamp  # nothing regenerated
+    shown = invoke("show", model, "--target", "c", "--kernel", "forward", "--out", out)
+    assert shown.exit_code == 0 and shown.output == source.read_text()
 
 
 def test_run_set_overrides_a_constant():
@@ -86,6 +114,8 @@ def test_run_set_overrides_a_constant():
     (["run", "{model}", "--input", "{bad_npz}"], "needs both"),
     (["run", "{model}", "--input", "{not_npz}"], "cannot read input file"),
     (["run", "{model}", "--target", "fpga"], "Invalid value for '--target'"),
+    (["build", "{model}", "--target", "fpga"], "Invalid value for '--target'"),
+    (["show", "{model}", "--target", "c", "--kernel", "backward"], "Invalid value for '--kernel'"),
     (["run", "{model}", "--bogus"], "No such option"),
     (["run", "missing.snn"], "does not exist"),
     (["show", "{model}"], "say what to show"),
@@ -105,7 +135,7 @@ def test_bad_command_lines_exit_2(write_model, tmp_path, args, message):
 def test_input_spike_out_of_range_exits_2(write_model, tmp_path):
     inputs = tmp_path / "in.npz"
     np.savez(inputs, **{"inp.times": np.array([1.0]), "inp.ids": np.array([7])})
-    result = invoke("run", write_model(TINY), "--duration", "5ms", "--input", inputs)
+    result = invoke("run", write_model(TINY), "--duration", "5ms", "--input", inputs, "--target", "reference")
     assert result.exit_code == 2
     assert "error Q080" in result.output and "out of range" in result.output
 
