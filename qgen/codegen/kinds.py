@@ -8,6 +8,7 @@ effects and right-hand sides all come from sympy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -113,7 +114,13 @@ def kind_code(analysis: NeuronAnalysis, precision: str, needs: frozenset[str] = 
 
 def _function(signature: str, comment: str, targets: list[str], exprs: list[sp.Expr], printer: CPrinter) -> str:
     body = assignments(targets, exprs, printer) if targets else ""
-    return f"/* {comment} */\n{signature}\n{{\n{body}\n}}"
+    return f"/* {comment} */\n{signature}\n{{\n{_unused(signature, body)}{body}\n}}"
+
+
+def _unused(signature: str, body: str) -> str:
+    """``(void)name;`` for each parameter the body does not use (printed bodies may not need them)."""
+    names = re.findall(r"(\w+)\s*(?=[,)])", signature[signature.index("("):])
+    return "".join(f"    (void){name};\n" for name in names if not re.search(rf"\b{name}\b", body))
 
 
 def _matrix_function(name: str, matrix: sp.Matrix, n: int, printer: CPrinter, comment: str) -> str:
@@ -128,6 +135,5 @@ def _map_function(name: str, extra: str, mapping: sp.Matrix, sym, printer: CPrin
     targets = [f"const real new{i}" for i, _ in changed]
     body = assignments(targets, [e for _, e in changed], printer) if changed else ""
     stores = "\n".join(f"    x[{i}] = new{i};" for i, _ in changed)
-    unused = "" if "w" in body or not extra else "    (void)w;\n"
-    unused += "" if "p[" in body else "    (void)p;\n"
-    return f"/* {comment} */\nstatic void {name}(const real *p, real *x{extra})\n{{\n{unused}{body}\n{stores}\n}}"
+    signature = f"static void {name}(const real *p, real *x{extra})"
+    return f"/* {comment} */\n{signature}\n{{\n{_unused(signature, body + stores)}{body}\n{stores}\n}}"

@@ -33,6 +33,9 @@ from qgen.ir.nodes import Model
 PRECISIONS = ("float64", "float32")
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno")
 LINK_FLAGS = ("-fopenmp",)
+# AddressSanitizer and UndefinedBehaviorSanitizer, for the tests (load with LD_PRELOAD=libasan.so)
+SANITIZE_FLAGS = ("-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                  "-fno-omit-frame-pointer", "-g")
 MANIFEST = "manifest.json"
 FORMAT = 1  # of the build folder; part of the cache key
 
@@ -84,32 +87,40 @@ def compiler_version() -> str:
         return compiler
 
 
-def cache_key(model: Model, precision: str, template: str, compiler: str) -> str:
+def flags(sanitize: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(compile flags, link flags)."""
+    extra = SANITIZE_FLAGS if sanitize else ()
+    return COMPILE_FLAGS + extra, LINK_FLAGS + extra
+
+
+def cache_key(model: Model, precision: str, template: str, compiler: str, sanitize: bool = False) -> str:
     from qgen import __version__
 
-    parts = [str(FORMAT), __version__, model.hash, template, precision, compiler, *COMPILE_FLAGS, *LINK_FLAGS,
+    compile_flags, link_flags = flags(sanitize)
+    parts = [str(FORMAT), __version__, model.hash, template, precision, compiler, *compile_flags, *link_flags,
              sys.version.split()[0]]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def build_folder(model: Model, precision: str, out: str | Path) -> Path:
-    return Path(out) / model.name / "c" / precision
+def build_folder(model: Model, precision: str, out: str | Path, sanitize: bool = False) -> Path:
+    return Path(out) / model.name / "c" / (precision + ("-sanitized" if sanitize else ""))
 
 
-def build(model: Model, precision: str = "float64", out: str | Path = "generated", force: bool = False) -> CBuild:
+def build(model: Model, precision: str = "float64", out: str | Path = "generated", force: bool = False,
+          sanitize: bool = False) -> CBuild:
     """Generate and compile ``model`` unless an identical build is cached; return it loaded."""
     if precision not in PRECISIONS:
         raise QgenError(Code.BAD_OPTION, f"unknown precision {precision!r}", hint="use float64 or float32")
-    folder = build_folder(model, precision, out)
+    folder = build_folder(model, precision, out, sanitize)
     folder.mkdir(parents=True, exist_ok=True)
     compiler = compiler_version()
-    key = cache_key(model, precision, template_hash(), compiler)
+    key = cache_key(model, precision, template_hash(), compiler, sanitize)
     with _locked(folder):
         if not force:
             cached = _load_cached(folder, key)
             if cached is not None:
                 return cached
-        return _compile(model, precision, folder, key, compiler)
+        return _compile(model, precision, folder, key, compiler, sanitize)
 
 
 def load_cached(model: Model, precision: str = "float64", out: str | Path = "generated") -> CBuild | None:
@@ -154,7 +165,7 @@ def _import(path: Path, name: str) -> ModuleType:
     return module
 
 
-def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str) -> CBuild:
+def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str, sanitize: bool) -> CBuild:
     import cffi
 
     from qgen import __version__
@@ -167,8 +178,9 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
     module_name = f"_qgen_{_identifier(model.name)}_{precision}_{key[:12]}"
     ffi = cffi.FFI()
     ffi.cdef(generated.cdef)
-    ffi.set_source(module_name, generated.source, extra_compile_args=list(COMPILE_FLAGS),
-                   extra_link_args=list(LINK_FLAGS))
+    compile_flags, link_flags = flags(sanitize)
+    ffi.set_source(module_name, generated.source, extra_compile_args=list(compile_flags),
+                   extra_link_args=list(link_flags))
     with tempfile.TemporaryDirectory(prefix="qgen-build-") as tmp:
         try:
             built = Path(ffi.compile(tmpdir=tmp, verbose=False))
@@ -182,7 +194,7 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
     manifest = {
         "key": key, "qgen": __version__, "model": model.name, "model_hash": model.hash,
         "template_hash": template_hash(), "precision": precision, "timing": model.network.timing,
-        "compiler": compiler, "compile_flags": list(COMPILE_FLAGS), "link_flags": list(LINK_FLAGS),
+        "compiler": compiler, "compile_flags": list(compile_flags), "link_flags": list(link_flags),
         "module": module_name, "module_file": target.name,
         "scalars": [list(s) for s in generated.scalars],
         "plan": generated.plan,
