@@ -148,6 +148,25 @@ network Q {
     compare(result, reference, False, "float64")
 
 
+def test_two_builds_in_one_process_keep_their_own_kernels(write_model, out, tmp_path):
+    """PyNEST makes Python load extensions with RTLD_GLOBAL; builds must still not share symbols."""
+    import os
+    import sys
+
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(os.RTLD_NOW | os.RTLD_GLOBAL)
+    try:
+        sims = []
+        for queue in ("ring", "sorted"):  # the same model name, different kernels
+            path = write_model(network(queue, 64, "exact", 1), f"global_{queue}.snn")
+            sims.append(qgen.load(path, out=tmp_path / queue).simulator(batch=2))
+    finally:
+        sys.setdlopenflags(flags)
+    inputs = poisson(1, 2, False)
+    for sim in sims + sims:
+        compare(sim.run(inputs, 40.0), ReferenceSimulator(sim.data, batch=2).run(inputs, 40.0), True, "float64")
+
+
 # ---------------------------------------------------------------- the Python API
 
 

@@ -773,8 +773,11 @@ static int run_trial(qgen_state *s, int64_t b, int64_t steps, qgen_scratch *sc, 
     return QGEN_OK;
 }
 
-/* Compute what depends on the parameters; call after changing parameters or delays. */
-int qgen_prepare(qgen_state *s)
+/* Compute what depends on the parameters; call after changing parameters or delays.
+   The entry points are static: cffi's wrapper is compiled into this file, and exporting nothing
+   keeps two builds in one process from resolving to each other's functions (as they would once
+   a library such as PyNEST makes Python load extensions with RTLD_GLOBAL). */
+static int qgen_prepare(qgen_state *s)
 {
     prepare_LIF(s->pop1_hid_params, s->pop1_hid_derived);
     prepare_LI(s->pop2_out_params, s->pop2_out_derived);
@@ -782,7 +785,7 @@ int qgen_prepare(qgen_state *s)
 }
 
 /* Advance every trial by `steps` steps; errors[b] says what stopped trial b. */
-int qgen_run(qgen_state *s, int64_t steps, qgen_error *errors)
+static int qgen_run(qgen_state *s, int64_t steps, qgen_error *errors)
 {
     int status = QGEN_OK;
 #pragma omp parallel for schedule(dynamic, 1) if (s->B > 1) reduction(max : status)
