@@ -148,24 +148,66 @@ def build_runner(kind: str, n_queues: int, steps: int, lam: float, delay: int, s
     return jax.jit(run), (jax.random.PRNGKey(seed),)
 
 
+#: the capacity of each kind in the benchmark (None: unbounded; adseq's Ring has delay + 1 slots
+#: of counters and never drops)
+CAPACITY = {"ring": None, "fifo": 4, "heap": 7, "sorted": 4, "none": None}
+
+
+def reference_kept(n_queues: int = DEFAULTS["n_queues"], steps: int = DEFAULTS["steps"],
+                   lam: float = DEFAULTS["lam"], delay: int = DEFAULTS["delay"],
+                   seed: int = DEFAULTS["seed"], capacity: int | None = None):
+    """What a correct queue of the given capacity does with the benchmark's arrivals, in plain
+    NumPy: every arrival at step a is due at a + delay and delivered then, unless the queue
+    already holds ``capacity`` events when it arrives (after the pop of step a), in which case
+    the new event is dropped (with one fixed delay the newest event is also the latest, so
+    drop-newest and keep-earliest agree). Returns (arrival step, queue, kept) arrays."""
+    import numpy as np
+    s, q = arrival_events(n_queues, steps, lam, seed)
+    kept = np.ones(s.size, dtype=bool)
+    if capacity is not None:
+        order = np.lexsort((s, q))
+        s_q, q_q = s[order], q[order]
+        k_q = np.ones(s.size, dtype=bool)
+        bounds = np.searchsorted(q_q, np.arange(n_queues + 1))
+        for b0, b1 in zip(bounds[:-1], bounds[1:]):
+            if b1 - b0 <= capacity:
+                continue
+            pending: list[int] = []  # due steps of the events held, in order
+            for idx in range(b0, b1):
+                a = s_q[idx]
+                while pending and pending[0] <= a:  # the pops of steps up to a
+                    pending.pop(0)
+                if len(pending) >= capacity:
+                    k_q[idx] = False
+                else:
+                    pending.append(a + delay)
+        kept[order] = k_q
+    return s, q, kept
+
+
 def delivery_check(kind: str, n_queues: int, steps: int, lam: float, delay: int, seed: int,
                    as_published: bool = False) -> dict:
-    """Compare the events delivered at each step with the events due at that step (arrival step
-    + delay) on the same arrivals: how many steps differ, and the total lateness in event-steps
-    (the sum over steps of due-so-far minus delivered-so-far; negative means early)."""
+    """Compare the events delivered at each step with what a correct queue of the same capacity
+    delivers on the same arrivals (:func:`reference_kept`): how many steps differ, and the
+    lateness in event-steps (the sum over steps of reference-delivered-so-far minus
+    delivered-so-far; 0 when every event comes at its due step, negative if early)."""
     import jax
     import numpy as np
 
     fn, args = build_runner(kind, n_queues, steps, lam, delay, seed, 1, as_published, per_step=True)
     _, per_step = jax.block_until_ready(fn(*args))
     got = np.asarray(per_step, dtype=np.int64)
-    s, _ = arrival_events(n_queues, steps, lam, seed)
+    s, _, kept = reference_kept(n_queues, steps, lam, delay, seed, CAPACITY[kind])
     due = np.bincount(s + delay, minlength=steps + delay)[:steps]
+    ref = np.bincount(s[kept] + delay, minlength=steps + delay)[:steps]
     return {
         "arrivals": int(s.size),
         "due_within_run": int(due.sum()),
-        "steps_with_wrong_delivery_count": int((got != due).sum()),
-        "lateness_event_steps": int((np.cumsum(due) - np.cumsum(got)).sum()),
+        "capacity": CAPACITY[kind],
+        "reference_dropped": int((~kept).sum()),
+        "reference_delivered": int(ref.sum()),
+        "steps_with_wrong_delivery_count": int((got != ref).sum()),
+        "lateness_event_steps": int((np.cumsum(ref) - np.cumsum(got)).sum()),
     }
 
 
@@ -207,8 +249,9 @@ def run(kind: str, **params) -> dict:
     """Measure one queue kind in a fresh subprocess; returns the result dict (``status`` is "ok",
     or says why there is no measurement). Parameters: n_queues, steps, lam, delay, seed, repeats,
     unroll, as_published, cpus (pin to that many cores), check (a second, untimed run that
-    compares the delivery step of every event with its due step: adds arrivals, due_within_run,
-    steps_with_wrong_delivery_count, lateness_event_steps), timeout_s."""
+    compares the events delivered at every step with a correct queue of the same capacity on the
+    same arrivals: adds arrivals, due_within_run, capacity, reference_dropped,
+    reference_delivered, steps_with_wrong_delivery_count, lateness_event_steps), timeout_s."""
     timeout = params.pop("timeout_s", 3600)
     return run_in_subprocess("adseq_queue", {"kind": kind, **params}, timeout_s=timeout)
 

@@ -183,11 +183,11 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         K = proj.capacity
         if proj.queue == "ring":
             if proj.summing:
-                fields.append(Field(f"{q}_ring_sum", "real", ("B", n_post, f"D{j}"), "summed weights per slot"))
-            else:
-                fields += [Field(f"{q}_ring_key", "double", ("B", n_post, f"D{j}", K), "event keys per slot"),
-                           Field(f"{q}_ring_syn", "int32_t", ("B", n_post, f"D{j}", K), "event synapses"),
-                           Field(f"{q}_ring_count", "int32_t", ("B", n_post, f"D{j}"), "events per slot")]
+                fields.append(Field(f"{q}_ring_sum", "real", ("B", f"D{j}", n_post), "summed weights per slot"))
+            else:  # slot-major, so that one step's pops sweep memory in order
+                fields += [Field(f"{q}_ring_key", "double", ("B", f"D{j}", n_post, K), "event keys per slot"),
+                           Field(f"{q}_ring_syn", "int32_t", ("B", f"D{j}", n_post, K), "event synapses"),
+                           Field(f"{q}_ring_count", "int32_t", ("B", f"D{j}", n_post), "events per slot")]
         elif proj.queue == "fifo":
             fields += [Field(f"{q}_in_syn", "int32_t", (f"S{j}",), "synapses ordered by (post, synapse)", "network"),
                        Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target",

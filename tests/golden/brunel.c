@@ -51,7 +51,7 @@ typedef struct {
     double *prj0_E__E_delay;  /* [S0] delays (ms) */
     int64_t *prj0_E__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj0_E__E_delay_steps;  /* [S0] delays in steps (qgen_prepare) */
-    real *prj0_E__E_ring_sum;  /* [B][800][D0] summed weights per slot */
+    real *prj0_E__E_ring_sum;  /* [B][D0][800] summed weights per slot */
     int32_t *prj1_E__I_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj1_E__I_post;  /* [S1] postsynaptic neuron */
     int64_t *prj1_E__I_out_start;  /* [801] first synapse of each presynaptic neuron */
@@ -59,7 +59,7 @@ typedef struct {
     double *prj1_E__I_delay;  /* [S1] delays (ms) */
     int64_t *prj1_E__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj1_E__I_delay_steps;  /* [S1] delays in steps (qgen_prepare) */
-    real *prj1_E__I_ring_sum;  /* [B][200][D1] summed weights per slot */
+    real *prj1_E__I_ring_sum;  /* [B][D1][200] summed weights per slot */
     int32_t *prj2_I__E_pre;  /* [S2] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj2_I__E_post;  /* [S2] postsynaptic neuron */
     int64_t *prj2_I__E_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -67,7 +67,7 @@ typedef struct {
     double *prj2_I__E_delay;  /* [S2] delays (ms) */
     int64_t *prj2_I__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj2_I__E_delay_steps;  /* [S2] delays in steps (qgen_prepare) */
-    real *prj2_I__E_ring_sum;  /* [B][800][D2] summed weights per slot */
+    real *prj2_I__E_ring_sum;  /* [B][D2][800] summed weights per slot */
     int32_t *prj3_I__I_pre;  /* [S3] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj3_I__I_post;  /* [S3] postsynaptic neuron */
     int64_t *prj3_I__I_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -75,7 +75,7 @@ typedef struct {
     double *prj3_I__I_delay;  /* [S3] delays (ms) */
     int64_t *prj3_I__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj3_I__I_delay_steps;  /* [S3] delays in steps (qgen_prepare) */
-    real *prj3_I__I_ring_sum;  /* [B][200][D3] summed weights per slot */
+    real *prj3_I__I_ring_sum;  /* [B][D3][200] summed weights per slot */
 } qgen_state;
 
 /* What went wrong in one trial (code 0: nothing). */
@@ -229,7 +229,7 @@ static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj0_E__E_post[syn];
     (void)t;
     const int64_t at = n + s->prj0_E__E_delay_steps[syn];
-    const int64_t slot = (b * 800 + target) * s->D0 + at % s->D0;
+    const int64_t slot = (b * s->D0 + at % s->D0) * 800 + target;
     (void)err;
     s->prj0_E__E_ring_sum[slot] += s->prj0_E__E_weight[syn];
     return QGEN_OK;
@@ -244,7 +244,7 @@ static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj1_E__I_post[syn];
     (void)t;
     const int64_t at = n + s->prj1_E__I_delay_steps[syn];
-    const int64_t slot = (b * 200 + target) * s->D1 + at % s->D1;
+    const int64_t slot = (b * s->D1 + at % s->D1) * 200 + target;
     (void)err;
     s->prj1_E__I_ring_sum[slot] += s->prj1_E__I_weight[syn];
     return QGEN_OK;
@@ -259,7 +259,7 @@ static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj2_I__E_post[syn];
     (void)t;
     const int64_t at = n + s->prj2_I__E_delay_steps[syn];
-    const int64_t slot = (b * 800 + target) * s->D2 + at % s->D2;
+    const int64_t slot = (b * s->D2 + at % s->D2) * 800 + target;
     (void)err;
     s->prj2_I__E_ring_sum[slot] += s->prj2_I__E_weight[syn];
     return QGEN_OK;
@@ -274,7 +274,7 @@ static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj3_I__I_post[syn];
     (void)t;
     const int64_t at = n + s->prj3_I__I_delay_steps[syn];
-    const int64_t slot = (b * 200 + target) * s->D3 + at % s->D3;
+    const int64_t slot = (b * s->D3 + at % s->D3) * 200 + target;
     (void)err;
     s->prj3_I__I_ring_sum[slot] += s->prj3_I__I_weight[syn];
     return QGEN_OK;
@@ -315,12 +315,12 @@ static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
         if (held) --*steps;
         real total = 0;  /* additive effects: x += (Σ w)·u */
         {
-            real *slot = &s->prj0_E__E_ring_sum[(b * 800 + j) * s->D0 + n % s->D0];
+            real *slot = &s->prj0_E__E_ring_sum[(b * s->D0 + n % s->D0) * 800 + j];
             total += *slot;
             *slot = 0;
         }
         {
-            real *slot = &s->prj2_I__E_ring_sum[(b * 800 + j) * s->D2 + n % s->D2];
+            real *slot = &s->prj2_I__E_ring_sum[(b * s->D2 + n % s->D2) * 800 + j];
             total += *slot;
             *slot = 0;
         }
@@ -374,12 +374,12 @@ static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
         if (held) --*steps;
         real total = 0;  /* additive effects: x += (Σ w)·u */
         {
-            real *slot = &s->prj1_E__I_ring_sum[(b * 200 + j) * s->D1 + n % s->D1];
+            real *slot = &s->prj1_E__I_ring_sum[(b * s->D1 + n % s->D1) * 200 + j];
             total += *slot;
             *slot = 0;
         }
         {
-            real *slot = &s->prj3_I__I_ring_sum[(b * 200 + j) * s->D3 + n % s->D3];
+            real *slot = &s->prj3_I__I_ring_sum[(b * s->D3 + n % s->D3) * 200 + j];
             total += *slot;
             *slot = 0;
         }
