@@ -79,6 +79,10 @@ def compare(result, reference, exact: bool, precision: str) -> None:
             np.testing.assert_allclose(result.traces[key], reference.traces[key], rtol=0, atol=tolerance, err_msg=key)
     for name in reference.drops:
         np.testing.assert_array_equal(result.drops[name], reference.drops[name], err_msg=name)
+    tolerance = 1e-9 if precision == "float64" else 5e-2
+    for name in reference.final_state:
+        np.testing.assert_allclose(result.final_state[name], reference.final_state[name], rtol=tolerance,
+                                   atol=tolerance, err_msg=f"final state of {name}")
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])

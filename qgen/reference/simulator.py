@@ -123,6 +123,9 @@ class ReferenceSimulator:
                 result.traces[f"{pop}.{var}"] = np.stack([t[1][f"{pop}.{var}"] for t in trials])
         for name in self.data.projections:
             result.drops[name] = np.array([t[2][name] for t in trials], dtype=np.int64)
+        for name, pop in self.data.populations.items():
+            if pop.kind is not None:
+                result.final_state[name] = np.stack([t[3][name] for t in trials])
         return result
 
     def _run_trial(self, inputs, steps: int, records, progress):
@@ -162,7 +165,8 @@ class ReferenceSimulator:
             if progress is not None:
                 progress(n + 1, steps)
         spikes = {name: s.spikes for name, s in states.items()}
-        return spikes, traces, {name: q.drops for name, q in queues.items()}
+        final = {name: s.x[:, :-1].copy() for name, s in states.items()}
+        return spikes, traces, {name: q.drops for name, q in queues.items()}, final
 
     # ------------------------------------------------------------ set-up
 

@@ -38,6 +38,7 @@ class Result:
     spikes: dict[str, SpikeRecord] = field(default_factory=dict)
     traces: dict[str, np.ndarray] = field(default_factory=dict)  # "pop.var" -> (batch, steps, neurons)
     drops: dict[str, np.ndarray] = field(default_factory=dict)  # projection -> (batch,) events dropped
+    final_state: dict[str, np.ndarray] = field(default_factory=dict)  # population -> (batch, neurons, variables)
 
     @property
     def trace_times(self) -> np.ndarray:
@@ -69,4 +70,6 @@ class Result:
             arrays[f"trace.{key}"] = trace
         for proj, dropped in self.drops.items():
             arrays[f"drops.{proj}"] = dropped
+        for pop, state in self.final_state.items():
+            arrays[f"final.{pop}"] = state
         np.savez_compressed(path, duration=self.duration, dt=self.dt, **arrays)

@@ -280,5 +280,8 @@ class Simulation:
                 result.traces[f"{rec.population}.{rec.variable}"] = trace.astype(np.float64)
         for name, proj in self._projs.items():
             result.drops[name] = self._arrays[f"{proj['prefix']}_drops"].copy()
+        for name, pop in self._pops.items():
+            if pop["kind"] is not None:
+                result.final_state[name] = self._arrays[f"{pop['prefix']}_x"].astype(np.float64)
         return result
 
