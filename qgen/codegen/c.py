@@ -160,6 +160,9 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
             fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
                           if exact else
                           Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
+        if any(proj.summing for proj in pop.incoming):
+            fields.append(Field(f"{p}_ring_sum", "real", ("B", f"R{i}", pop.size),
+                                "summed weights per slot, shared by every summing projection into it"))
         if pop.recorded_spikes:
             fields += [Field(f"{p}_spike_times", "double", ("B", pop.size, f"C{i}"), "recorded spike times (ms)"),
                        Field(f"{p}_spike_count", "int32_t", ("B", pop.size), "spikes recorded"),
@@ -182,9 +185,7 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                                 "network"))
         K = proj.capacity
         if proj.queue == "ring":
-            if proj.summing:
-                fields.append(Field(f"{q}_ring_sum", "real", ("B", f"D{j}", n_post), "summed weights per slot"))
-            else:  # slot-major, so that one step's pops sweep memory in order
+            if not proj.summing:  # slot-major, so that one step's pops sweep memory in order
                 fields += [Field(f"{q}_ring_key", "double", ("B", f"D{j}", n_post, K), "event keys per slot"),
                            Field(f"{q}_ring_syn", "int32_t", ("B", f"D{j}", n_post, K), "event synapses"),
                            Field(f"{q}_ring_count", "int32_t", ("B", f"D{j}", n_post), "events per slot")]
@@ -206,9 +207,10 @@ def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[tup
     result = [("B", "int64_t"), ("T", "int64_t"), ("step", "int64_t"), ("trace_start", "int64_t"),
               ("strict", "int32_t")]
     result += [(f"C{p.index}", "int64_t") for p in pops if p.recorded_spikes]
+    result += [(f"R{p.index}", "int64_t") for p in pops if any(j.summing for j in p.incoming)]
     for proj in projections:
         result.append((f"S{proj.index}", "int64_t"))
-        if proj.queue == "ring":
+        if proj.queue == "ring" and not proj.summing:
             result.append((f"D{proj.index}", "int64_t"))
     return result
 

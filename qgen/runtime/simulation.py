@@ -130,8 +130,11 @@ class Simulation:
             sizes[f"S{proj['index']}"] = len(delay)
             if proj["queue"] == "ring":
                 slots = int(math.ceil(delay.max() / self.dt)) + 2 if len(delay) else 2
-                sizes[f"D{proj['index']}"] = slots
-                setattr(s, f"D{proj['index']}", slots)
+                key = f"R{self._pops[proj['post']]['index']}" if proj["summing"] else f"D{proj['index']}"
+                sizes[key] = max(sizes.get(key, 0), slots)  # a shared ring is as long as its longest delay
+        for key, value in sizes.items():
+            if key[0] in "RD" and key[1:].isdigit():
+                setattr(s, key, value)
         for name, pop in self._pops.items():
             if pop["recorded_spikes"]:
                 sizes[f"C{pop['index']}"] = self._capacity[name]

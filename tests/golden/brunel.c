@@ -22,18 +22,17 @@ typedef struct {
     int32_t strict;
     int64_t C0;
     int64_t C1;
+    int64_t R0;
+    int64_t R1;
     int64_t S0;
-    int64_t D0;
     int64_t S1;
-    int64_t D1;
     int64_t S2;
-    int64_t D2;
     int64_t S3;
-    int64_t D3;
     real *pop0_E_x;  /* [B][800][2] state (V_m, I_syn) */
     real *pop0_E_params;  /* [8] parameters */
     real *pop0_E_derived;  /* [26] computed from the parameters by qgen_prepare */
     int32_t *pop0_E_refractory_steps;  /* [B][800] steps left in the clamp */
+    real *pop0_E_ring_sum;  /* [B][R0][800] summed weights per slot, shared by every summing projection into it */
     double *pop0_E_spike_times;  /* [B][800][C0] recorded spike times (ms) */
     int32_t *pop0_E_spike_count;  /* [B][800] spikes recorded */
     int64_t *pop0_E_spike_overflow;  /* [B][800] spikes that did not fit */
@@ -41,6 +40,7 @@ typedef struct {
     real *pop1_I_params;  /* [8] parameters */
     real *pop1_I_derived;  /* [26] computed from the parameters by qgen_prepare */
     int32_t *pop1_I_refractory_steps;  /* [B][200] steps left in the clamp */
+    real *pop1_I_ring_sum;  /* [B][R1][200] summed weights per slot, shared by every summing projection into it */
     double *pop1_I_spike_times;  /* [B][200][C1] recorded spike times (ms) */
     int32_t *pop1_I_spike_count;  /* [B][200] spikes recorded */
     int64_t *pop1_I_spike_overflow;  /* [B][200] spikes that did not fit */
@@ -51,7 +51,6 @@ typedef struct {
     double *prj0_E__E_delay;  /* [S0] delays (ms) */
     int64_t *prj0_E__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj0_E__E_delay_steps;  /* [S0] delays in steps (qgen_prepare) */
-    real *prj0_E__E_ring_sum;  /* [B][D0][800] summed weights per slot */
     int32_t *prj1_E__I_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj1_E__I_post;  /* [S1] postsynaptic neuron */
     int64_t *prj1_E__I_out_start;  /* [801] first synapse of each presynaptic neuron */
@@ -59,7 +58,6 @@ typedef struct {
     double *prj1_E__I_delay;  /* [S1] delays (ms) */
     int64_t *prj1_E__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj1_E__I_delay_steps;  /* [S1] delays in steps (qgen_prepare) */
-    real *prj1_E__I_ring_sum;  /* [B][D1][200] summed weights per slot */
     int32_t *prj2_I__E_pre;  /* [S2] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj2_I__E_post;  /* [S2] postsynaptic neuron */
     int64_t *prj2_I__E_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -67,7 +65,6 @@ typedef struct {
     double *prj2_I__E_delay;  /* [S2] delays (ms) */
     int64_t *prj2_I__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj2_I__E_delay_steps;  /* [S2] delays in steps (qgen_prepare) */
-    real *prj2_I__E_ring_sum;  /* [B][D2][800] summed weights per slot */
     int32_t *prj3_I__I_pre;  /* [S3] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj3_I__I_post;  /* [S3] postsynaptic neuron */
     int64_t *prj3_I__I_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -75,7 +72,6 @@ typedef struct {
     double *prj3_I__I_delay;  /* [S3] delays (ms) */
     int64_t *prj3_I__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj3_I__I_delay_steps;  /* [S3] delays in steps (qgen_prepare) */
-    real *prj3_I__I_ring_sum;  /* [B][D3][200] summed weights per slot */
 } qgen_state;
 
 /* What went wrong in one trial (code 0: nothing). */
@@ -229,9 +225,12 @@ static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj0_E__E_post[syn];
     (void)t;
     const int64_t at = n + s->prj0_E__E_delay_steps[syn];
-    const int64_t slot = (b * s->D0 + at % s->D0) * 800 + target;
+    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
+    int64_t ring = n % s->R0 + (at - n);
+    if (ring >= s->R0) ring -= s->R0;
+    const int64_t slot = (b * s->R0 + ring) * 800 + target;
     (void)err;
-    s->prj0_E__E_ring_sum[slot] += s->prj0_E__E_weight[syn];
+    s->pop0_E_ring_sum[slot] += s->prj0_E__E_weight[syn];  /* the target population's shared ring */
     return QGEN_OK;
 }
 
@@ -244,9 +243,12 @@ static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj1_E__I_post[syn];
     (void)t;
     const int64_t at = n + s->prj1_E__I_delay_steps[syn];
-    const int64_t slot = (b * s->D1 + at % s->D1) * 200 + target;
+    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
+    int64_t ring = n % s->R1 + (at - n);
+    if (ring >= s->R1) ring -= s->R1;
+    const int64_t slot = (b * s->R1 + ring) * 200 + target;
     (void)err;
-    s->prj1_E__I_ring_sum[slot] += s->prj1_E__I_weight[syn];
+    s->pop1_I_ring_sum[slot] += s->prj1_E__I_weight[syn];  /* the target population's shared ring */
     return QGEN_OK;
 }
 
@@ -259,9 +261,12 @@ static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj2_I__E_post[syn];
     (void)t;
     const int64_t at = n + s->prj2_I__E_delay_steps[syn];
-    const int64_t slot = (b * s->D2 + at % s->D2) * 800 + target;
+    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
+    int64_t ring = n % s->R0 + (at - n);
+    if (ring >= s->R0) ring -= s->R0;
+    const int64_t slot = (b * s->R0 + ring) * 800 + target;
     (void)err;
-    s->prj2_I__E_ring_sum[slot] += s->prj2_I__E_weight[syn];
+    s->pop0_E_ring_sum[slot] += s->prj2_I__E_weight[syn];  /* the target population's shared ring */
     return QGEN_OK;
 }
 
@@ -274,9 +279,12 @@ static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t syn, double t, int64
     const int64_t target = s->prj3_I__I_post[syn];
     (void)t;
     const int64_t at = n + s->prj3_I__I_delay_steps[syn];
-    const int64_t slot = (b * s->D3 + at % s->D3) * 200 + target;
+    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
+    int64_t ring = n % s->R1 + (at - n);
+    if (ring >= s->R1) ring -= s->R1;
+    const int64_t slot = (b * s->R1 + ring) * 200 + target;
     (void)err;
-    s->prj3_I__I_ring_sum[slot] += s->prj3_I__I_weight[syn];
+    s->pop1_I_ring_sum[slot] += s->prj3_I__I_weight[syn];  /* the target population's shared ring */
     return QGEN_OK;
 }
 
@@ -314,13 +322,8 @@ static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
         memcpy(x, y, sizeof y);
         if (held) --*steps;
         real total = 0;  /* additive effects: x += (Σ w)·u */
-        {
-            real *slot = &s->prj0_E__E_ring_sum[(b * s->D0 + n % s->D0) * 800 + j];
-            total += *slot;
-            *slot = 0;
-        }
-        {
-            real *slot = &s->prj2_I__E_ring_sum[(b * s->D2 + n % s->D2) * 800 + j];
+        {  /* the shared ring of the summing projections E->E, I->E */
+            real *slot = &s->pop0_E_ring_sum[(b * s->R0 + n % s->R0) * 800 + j];
             total += *slot;
             *slot = 0;
         }
@@ -373,13 +376,8 @@ static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
         memcpy(x, y, sizeof y);
         if (held) --*steps;
         real total = 0;  /* additive effects: x += (Σ w)·u */
-        {
-            real *slot = &s->prj1_E__I_ring_sum[(b * s->D1 + n % s->D1) * 200 + j];
-            total += *slot;
-            *slot = 0;
-        }
-        {
-            real *slot = &s->prj3_I__I_ring_sum[(b * s->D3 + n % s->D3) * 200 + j];
+        {  /* the shared ring of the summing projections E->I, I->I */
+            real *slot = &s->pop1_I_ring_sum[(b * s->R1 + n % s->R1) * 200 + j];
             total += *slot;
             *slot = 0;
         }

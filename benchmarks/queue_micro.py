@@ -1,0 +1,88 @@
+"""Benchmark 1 (DESIGN.md §8): the EventQueues paper's queue micro-benchmark, qgen C vs adseq 0.9.4.
+
+10,000 independent queues, Poisson arrivals with a mean interval of 400 steps, delay 80 steps,
+40,000 steps; µs per step, per queue kind, both measured in this run on this machine.
+
+qgen runs the workload as a network: an input population (one neuron per queue) connected
+one-to-one, with an 80-step delay, to a population of counters (no dynamics, ``c += w``), in
+grid timing, fed the very arrivals adseq draws (adseq pops then enqueues at step t with due step
+t + 80; in qgen that is an input spike pushed at the end of step t). Both sides must deliver the
+same number of events. The paper's capacities: Ring unbounded, FIFO 4, BinaryHeap 7, Sorted 4.
+
+    python -m benchmarks.queue_micro [--queues 10000] [--steps 40000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import qgen
+from benchmarks.peers import adseq_queue
+
+CAPACITY = {"ring": 16, "fifo": 4, "heap": 7, "sorted": 4}  # a grid ring sums; its capacity is unused
+MODEL = """
+# {kind} queues for the micro-benchmark: one queue per input neuron (one_to_one)
+neuron Counter {{
+    state {{ c = 0.0 }}
+    on_event(w) {{ c += w }}
+}}
+network Queues {{
+    dt = 1 ms
+    timing = grid
+    population src = input({n})
+    population dst = Counter({n})
+    connect src -> dst one_to_one {{ weight = 1.0; delay = {delay} ms; queue = {kind}(capacity = {capacity}) }}
+}}
+"""
+
+
+def qgen_queue(kind: str, events, n: int, steps: int, delay: int, repeats: int, folder: Path) -> dict:
+    path = folder / f"queues_{kind}.snn"
+    path.write_text(MODEL.format(kind=kind, n=n, delay=delay, capacity=CAPACITY[kind]))
+    start = time.perf_counter()
+    sim = qgen.load(path, out=folder / "generated").simulator()
+    build = time.perf_counter() - start
+    step, queue = events
+    inputs = {"src": ((step + 1).astype(float), queue)}
+    times = []
+    for _ in range(repeats + 1):  # the first run warms caches and is not counted
+        start = time.perf_counter()
+        result = sim.run(inputs, float(steps))
+        times.append(time.perf_counter() - start)
+    return {"us_per_step": statistics.median(times[1:]) / steps * 1e6, "build_s": build,
+            "delivered": int(result.final_state["dst"][0, :, 0].sum()),
+            "dropped": int(result.drops["src->dst"].sum()), "runs_s": times[1:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queues", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=40_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--kinds", default="ring,fifo,heap,sorted")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    params = {"n_queues": args.queues, "steps": args.steps}
+    events = adseq_queue.arrival_events(**params)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            ours = qgen_queue(kind, events, args.queues, args.steps, 80, args.repeats, Path(tmp))
+            peer = adseq_queue.run(kind, repeats=args.repeats, **params)
+            rows[kind] = {"qgen": ours, "adseq": peer}
+            ratio = peer.get("us_per_step", float("nan")) / ours["us_per_step"]
+            print(f"{kind:7s} qgen C {ours['us_per_step']:9.2f} µs/step   adseq {peer.get('us_per_step', float('nan')):9.2f}"
+                  f" µs/step   ratio {ratio:6.1f}×   delivered {ours['delivered']} / {peer.get('delivered')}"
+                  f"   qgen drops {ours['dropped']}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
