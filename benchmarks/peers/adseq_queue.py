@@ -168,10 +168,14 @@ def reference_kept(n_queues: int = DEFAULTS["n_queues"], steps: int = DEFAULTS["
         order = np.lexsort((s, q))
         s_q, q_q = s[order], q[order]
         k_q = np.ones(s.size, dtype=bool)
+        # an event can only be dropped when at least `capacity` earlier arrivals of its queue are
+        # still pending (arrived after a - delay); only queues with such an event are replayed
+        key = q_q * (steps + delay + 1) + s_q
+        lo = np.searchsorted(key, key - delay + 1, side="left")
+        crowded = np.unique(q_q[(np.arange(key.size) - lo) >= capacity])
         bounds = np.searchsorted(q_q, np.arange(n_queues + 1))
-        for b0, b1 in zip(bounds[:-1], bounds[1:]):
-            if b1 - b0 <= capacity:
-                continue
+        for qi in crowded:
+            b0, b1 = bounds[qi], bounds[qi + 1]
             pending: list[int] = []  # due steps of the events held, in order
             for idx in range(b0, b1):
                 a = s_q[idx]
