@@ -20,24 +20,9 @@ import jinja2
 from qgen.analysis import analyse
 from qgen.codegen.fingerprint import TEMPLATES
 from qgen.codegen.kinds import KindCode, kind_code
+from qgen.codegen.layout import Field
 from qgen.codegen.names import c_identifier
 from qgen.ir.nodes import Model, Population, Projection
-
-
-@dataclass(frozen=True)
-class Field:
-    """One array of the state struct: ``ctype *name`` of ``shape`` (symbolic sizes allowed).
-
-    ``lifetime``: "network" arrays describe the instance and persist across runs (parameters,
-    connectivity, weights, delays); "run" arrays start at zero in every run; "input" arrays hold
-    the input spikes of a run.
-    """
-
-    name: str
-    ctype: str
-    shape: tuple[str | int, ...]
-    comment: str
-    lifetime: str = "run"
 
 
 @dataclass

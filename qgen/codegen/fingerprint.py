@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 TEMPLATES = Path(str(resources.files("qgen.templates"))) / "c"
-_GENERATORS = ("c.py", "kinds.py", "names.py", "printer.py")
+_GENERATORS = ("c.py", "kinds.py", "layout.py", "names.py", "printer.py")
 
 
 def template_hash() -> str:

@@ -24,7 +24,6 @@ from qgen.runtime.schedule import grid_index
 from qgen.targets.c import CBuild
 
 _NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
-_ERRORS = {1: Code.QUEUE_OVERFLOW, 2: Code.NON_FINITE, 3: Code.MODEL_RUNTIME, 4: Code.MODEL_RUNTIME}
 
 
 class BoundArrays(Mapping):
@@ -265,7 +264,8 @@ class Simulation:
             raise SimulationError(Code.MODEL_RUNTIME, f"{pop['kind']}: the reset leaves neuron {err.neuron} of "
                                   f"{pop['name']} above threshold at t = {err.time:g} ms, so it would spike forever",
                                   hint="reset to a value below the threshold, or add a refractory period")
-        raise SimulationError(_ERRORS.get(err.code, Code.MODEL_RUNTIME), "the kernels ran out of memory")
+        raise SimulationError(Code.MODEL_RUNTIME, "the kernels ran out of memory (code 4)" if err.code == 4
+                              else f"the kernels stopped with an unknown code {err.code}")
 
     def _result(self, duration: float, steps: int) -> Result:
         result = Result(duration, self.dt)

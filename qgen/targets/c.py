@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from qgen.codegen.fingerprint import template_hash
+from qgen.codegen.layout import Field
 from qgen.errors import Code, QgenError
 from qgen.ir.nodes import Model
 
@@ -38,15 +39,6 @@ SANITIZE_FLAGS = ("-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=
                   "-fno-omit-frame-pointer", "-g")
 MANIFEST = "manifest.json"
 FORMAT = 1  # of the build folder; part of the cache key
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    ctype: str
-    shape: tuple
-    comment: str
-    lifetime: str
 
 
 @dataclass
