@@ -38,7 +38,7 @@ from qgen.ir.nodes import NeuronKind
 
 T = TypeVar("T")
 
-__all__ = ["AdjointTerms", "EventJump", "RefractoryEnd", "SpikeJump", "adjoint_terms",
+__all__ = ["AdjointTerms", "EventJump", "RefractoryEnd", "ResetJump", "SpikeJump", "adjoint_terms",
            "propagator_parameter_derivatives"]
 
 
@@ -65,6 +65,19 @@ class EventJump:
     weight: sp.Expr  # dL/dw
     time: sp.Expr  # dL/dt_a (= dL/d(delay); add it to dL/dt_k of the emitting spike)
     parameters: dict[str, sp.Expr]  # λ⁺ᵀ ∂e/∂p
+
+
+@dataclass(frozen=True, eq=False)
+class ResetJump:
+    """A reset at a time fixed by something else (an event lifted g to ≥ 0), in x⁻ and λ⁺.
+
+    The spike time is then the event's arrival time, not a crossing of the flow: ``time`` plus
+    the spike's own dL/dt_k is added to the event's dL/dt_a.
+    """
+
+    adjoint: sp.ImmutableMatrix  # λ⁻ = Rᵀλ⁺ (n×1)
+    time: sp.Expr  # λ⁺ᵀ(R f(x⁻) − f⁺): the cost of moving the reset by one unit of time
+    parameters: dict[str, sp.Expr]  # λ⁺ᵀ ∂r/∂p
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,6 +163,10 @@ class AdjointTerms:
         """The adjoint terms of an event arriving at a fixed time (``refractory``: during the period)."""
         return self._memo(("event", refractory), self._event_jump, refractory)
 
+    def reset_jump(self, refractory: bool) -> ResetJump:
+        """The reset of a spike triggered by an event; ``refractory``: the kind's period is > 0."""
+        return self._memo(("reset", refractory), self._reset_jump, refractory)
+
     def refractory_end(self) -> RefractoryEnd:
         """dL/dτ at the end of the refractory period, and ∂t_ref/∂p."""
         return self._memo(("end",), self._refractory_end)
@@ -176,6 +193,17 @@ class AdjointTerms:
             parameters[p.name] = (lam.T * a.reset.diff(p))[0, 0] + time_cost * time_parameters[p.name]
         return SpikeJump(sp.ImmutableMatrix(S), slope, sp.ImmutableMatrix(adjoint),
                          sp.ImmutableMatrix(-G.T / slope), time_parameters, parameters)
+
+    def _reset_jump(self, refractory: bool) -> ResetJump:
+        a = self.analysis
+        if a.threshold is None:
+            raise ValueError(f"{a.kind.name} has no threshold: it never spikes")
+        R = a.reset.jacobian(sp.Matrix(self.sym.state))
+        lam = sp.Matrix(self.lam)
+        f_plus = self._after(self.rhs(refractory), a.reset)
+        time = (lam.T * (R * sp.Matrix(self.f) - f_plus))[0, 0]
+        return ResetJump(sp.ImmutableMatrix(R.T * lam), time,
+                         {p.name: (lam.T * a.reset.diff(p))[0, 0] for p in self.sym.params})
 
     def _event_jump(self, refractory: bool) -> EventJump:
         a = self.analysis

@@ -17,12 +17,18 @@ from qgen.analysis import NeuronAnalysis
 from qgen.analysis.adjoint import adjoint_terms
 from qgen.analysis.numeric import _matrix_function
 
-__all__ = ["EventGradients", "NumericAdjoint", "SpikeGradients"]
+__all__ = ["EventGradients", "NumericAdjoint", "ResetGradients", "SpikeGradients"]
 
 
 class SpikeGradients(NamedTuple):
     adjoint: np.ndarray  # λ⁻ (n,)
     parameters: np.ndarray  # this spike's explicit dL/dp (n_params,)
+
+
+class ResetGradients(NamedTuple):
+    adjoint: np.ndarray  # λ⁻ (n,)
+    time: float  # add it (and the spike's dL/dt_k) to the triggering event's dL/dt_a
+    parameters: np.ndarray  # λ⁺ᵀ ∂r/∂p (n_params,)
 
 
 class EventGradients(NamedTuple):
@@ -98,6 +104,16 @@ class NumericAdjoint:
             return self._compile(column, self._state + self._lam + [self.terms.dL_dt])
         column = self._get(("spike",), build)(*x_minus, *lam_plus, dL_dt).ravel()
         return SpikeGradients(column[:self.n], column[self.n:])
+
+    def reset(self, x_minus: np.ndarray, lam_plus: np.ndarray) -> ResetGradients:
+        """The reset of a spike at a fixed time (an event lifted g to ≥ 0) from pre-reset state x⁻."""
+        def build() -> Callable[..., np.ndarray]:
+            jump = self.terms.reset_jump(refractory=self.refractory_period > 0)
+            column = sp.Matrix.vstack(jump.adjoint, sp.Matrix([jump.time]), self._vector(jump.parameters))
+            return self._compile(column, self._state + self._lam)
+        column = self._get(("reset",), build)(*x_minus, *lam_plus).ravel()
+        n = self.n
+        return ResetGradients(column[:n], float(column[n]), column[n + 1:])
 
     def spike_time_state_gradient(self, x_minus: np.ndarray) -> np.ndarray:
         """∂t_k/∂x⁻ = −Gᵀ/ġ⁻."""

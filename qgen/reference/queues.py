@@ -28,6 +28,7 @@ class Event(NamedTuple):
     time: float  # arrival time (ms); events are ordered by (time, synapse)
     synapse: int  # index in the projection's synapse arrays
     step: int  # delivery step
+    source: int = -1  # the backward pass's index of the emitting spike
 
 
 class Queue:
@@ -39,6 +40,7 @@ class Queue:
         self.capacity = capacity
         self.strict = strict
         self.drops = 0
+        self.dropped: set[tuple[str, int, float]] | None = None  # when gradients are wanted: which events
 
     def push(self, event: Event) -> None:
         raise NotImplementedError
@@ -49,6 +51,8 @@ class Queue:
 
     def _drop(self, event: Event) -> None:
         self.drops += 1
+        if self.dropped is not None:
+            self.dropped.add((self.name, event.synapse, event.time))
         if self.strict:
             kind = type(self).__name__.removesuffix("Queue").lower()
             raise SimulationError(

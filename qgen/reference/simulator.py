@@ -21,13 +21,16 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from qgen.analysis import analyse
 from qgen.analysis.numeric import NumericNeuron
+from qgen.analysis.numeric_adjoint import NumericAdjoint
 from qgen.errors import Code, QgenError, SimulationError
+from qgen.reference.adjoint import BackwardSweep, ForwardTape, Gradients, check_differentiable, \
+    spike_time_cotangents
 from qgen.reference.crossing import CrossingSearch
 from qgen.reference.queues import Event, Queue, make_queue
 from qgen.runtime.inputs import Inputs, check_inputs
@@ -75,6 +78,7 @@ class PopulationState:
     spikes: list[list[float]]  # per neuron
     pre_spike_states: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
     step_spikes: list[tuple[float, int]] = field(default_factory=list)
+    recorder: Any = None  # the backward pass's StepRecorder while it recomputes a step
 
 
 class ReferenceSimulator:
@@ -91,6 +95,9 @@ class ReferenceSimulator:
         self.exact = data.timing == "exact"
         self.spike_capacity = spike_capacity
         self._dynamics: dict[tuple, Dynamics] = {}
+        self._adjoints: dict[tuple, NumericAdjoint] = {}
+        self._tapes: list[ForwardTape] | None = None
+        self._last: tuple[Result, int] | None = None
         self._outgoing: dict[str, list[tuple[int, ProjectionData, np.ndarray]]] = defaultdict(list)
         for order, proj in enumerate(data.projections.values()):
             n_pre = data.populations[proj.spec.pre].size
@@ -102,10 +109,17 @@ class ReferenceSimulator:
     # ------------------------------------------------------------ running
 
     def run(self, inputs: Inputs | None = None, duration: float = 100.0,
-            progress: Callable[[int, int], None] | None = None) -> Result:
-        """Simulate ``duration`` ms for every trial; inputs per input population (see qgen.runtime.inputs)."""
+            progress: Callable[[int, int], None] | None = None, *, grad: bool = False) -> Result:
+        """Simulate ``duration`` ms for every trial; inputs per input population (see qgen.runtime.inputs).
+
+        ``grad``: keep what :meth:`backward` needs (exact timing and linear dynamics only).
+        """
         if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
             raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
+        if grad:
+            check_differentiable(self)
+        self._tapes, self._last = None, None
+        tapes = [ForwardTape() for _ in range(self.batch)] if grad else [None] * self.batch
         steps = int(math.ceil(duration / self.dt - 1e-9))
         checked = check_inputs(inputs, self.data, self.batch)
         net = self.data.network
@@ -114,7 +128,7 @@ class ReferenceSimulator:
         trials = []
         for b in range(self.batch):
             trials.append(self._run_trial({name: spikes[b] for name, spikes in checked.items()}, steps, records,
-                                          progress if b == 0 else None))
+                                          progress if b == 0 else None, tapes[b]))
         for (pop, var), rec in records.items():
             if var == "spikes":
                 capacity = rec.capacity or self.spike_capacity or DEFAULT_SPIKE_CAPACITY
@@ -126,19 +140,75 @@ class ReferenceSimulator:
         for name, pop in self.data.populations.items():
             if pop.kind is not None:
                 result.final_state[name] = np.stack([t[3][name] for t in trials])
+        if grad:
+            for pop, record in result.spikes.items():
+                if record.overflow.any():
+                    capacity = record.times.shape[2]
+                    raise SimulationError(Code.RECORD_OVERFLOW, f"{pop}.spikes: {int(record.overflow.sum())} spikes "
+                                          f"did not fit the recording capacity {capacity}, so their gradients "
+                                          "cannot be given", hint=f"raise it: 'record {pop}.spikes(capacity = "
+                                          f"{2 * capacity})'")
+            self._tapes, self._last = tapes, (result, steps)
         return result
 
-    def _run_trial(self, inputs, steps: int, records, progress):
+    def backward(self, cotangents: Mapping[str, np.ndarray]) -> Gradients:
+        """Gradients of every trainable quantity from cotangents of the last ``run(..., grad=True)``.
+
+        Cotangent names: ``pop.spikes`` (B, N, capacity), dL/d(each recorded spike time), zero
+        where there is no spike; ``pop.first_spike`` (B, N); ``pop.spike_count`` (B, N), which
+        is piecewise constant and adds nothing; ``pop.var`` (B, T, N) for a recorded trace.
+        """
+        if self._tapes is None:
+            raise QgenError(Code.BAD_OPTION, "backward() needs a forward pass that kept its record",
+                            hint="run the simulation with run(inputs, duration, grad=True) first")
+        result, steps = self._last
+        per_spike, traces = spike_time_cotangents(self, cotangents, result, steps)
+        sweeps = []
+        for b, tape in enumerate(self._tapes):
+            sweep = BackwardSweep(self, tape, steps, per_spike[b], traces, b)
+            sweep.run()
+            sweeps.append(sweep)
+        return self._gradients(sweeps)
+
+    def _gradients(self, sweeps: list[BackwardSweep]) -> Gradients:
+        out = Gradients()
+        for name, proj in self.data.projections.items():
+            if "weight" in proj.spec.trainable:
+                out.weights[name] = sum(s.weight_grad[name] for s in sweeps)
+            if "delay" in proj.spec.trainable:
+                out.delays[name] = sum(s.delay_grad[name] for s in sweeps)
+        for name, pop in self.data.populations.items():
+            if pop.kind is None:
+                continue
+            names = pop.kind.parameter_names
+            total = sum(s.param_grad[name] for s in sweeps)
+            trainable = set(pop.spec.trainable)
+            params = {p: float(total[i]) for i, p in enumerate(names) if p in trainable}
+            if params:
+                out.parameters[name] = params
+            initial = {v: sum(s.lam[name][:, i] for s in sweeps) for i, v in enumerate(pop.kind.state_names)
+                       if v in trainable or pop.kind.state[i].trainable}
+            if initial:
+                out.initial[name] = initial
+        return out
+
+    def _run_trial(self, inputs, steps: int, records, progress, tape: ForwardTape | None = None):
         data, dt = self.data, self.dt
         states = {name: self._initial_state(pop, order) for order, (name, pop) in
                   enumerate(data.populations.items())}
         queues = {name: self._queue(proj) for name, proj in data.projections.items()}
+        if tape is not None:
+            for queue in queues.values():
+                queue.dropped = tape.dropped
         traces = {f"{p}.{v}": np.empty((steps, data.populations[p].size))
                   for (p, v) in records if v != "spikes"}
         input_steps = self._input_schedule(inputs, steps)
         if not self.exact:
             self._push(states, queues, input_steps.pop(-1, []), -1)
         for n in range(steps):
+            if tape is not None:
+                tape.checkpoints.append({name: (s.x.copy(), s.refractory_until.copy(),
+                                                np.array([len(k) for k in s.spikes])) for name, s in states.items()})
             due = self._pop(queues, n)
             for name, state in states.items():
                 if state.data.kind is None:
@@ -158,6 +228,8 @@ class ReferenceSimulator:
                 emitted.extend((t, state.order, j) for t, j in state.step_spikes)
                 state.step_spikes.clear()
             self._push(states, queues, emitted, n)
+            if tape is not None:
+                tape.emitted.append(list(emitted))
             for key, trace in traces.items():
                 pop, var = key.split(".", 1)
                 state = states[pop]
@@ -194,6 +266,18 @@ class ReferenceSimulator:
         if key not in self._dynamics:
             self._dynamics[key] = Dynamics(pop, params, self.dt)
         return self._dynamics[key]
+
+    def _driven_at(self, pop: PopulationData, step: int) -> set[str]:
+        """The parameters a drive sets in this step (their population values do not act)."""
+        return {d.parameter for d in self.data.network.drives
+                if d.population == pop.name and round(d.start / self.dt) <= step < round(d.stop / self.dt)}
+
+    def _adjoint_at(self, pop: PopulationData, step: int) -> NumericAdjoint:
+        dyn = self._dynamics_at(pop, step)
+        key = (pop.kind.name, tuple(sorted(dyn.numeric.params.items())))
+        if key not in self._adjoints:
+            self._adjoints[key] = NumericAdjoint(dyn.analysis, dyn.numeric.params)
+        return self._adjoints[key]
 
     def _input_schedule(self, inputs, steps: int) -> dict[int, list[tuple[float, int, int]]]:
         """Input spikes by the step at whose end they are pushed (step -1: before the first)."""
@@ -266,6 +350,10 @@ class ReferenceSimulator:
                 slow[free[maybe]] = True
                 free, moved = free[~maybe], moved[~maybe]
             x[free] = moved
+        if state.recorder is not None:
+            rec = state.recorder
+            rec.free, rec.held = free, np.nonzero(held)[0]
+            rec.held_ending = np.nonzero(held & (state.refractory_until == t1))[0]
         for j in np.nonzero(slow)[0]:
             x[j] = self._advance(state, dyn, int(j), x[j].copy(), events.get(int(j), ()), t0, t1)
 
@@ -273,36 +361,51 @@ class ReferenceSimulator:
                  t1: float) -> np.ndarray:
         """One neuron through [t0, t1): integrate from event to event, spiking where g reaches 0."""
         num = dyn.numeric
+        rec = state.recorder
         t = t0
-        for time, _, _, weight in events:
+        for time, proj, syn, weight, *source in events:
             x, t = self._integrate(state, dyn, j, x, t, max(time, t))
             refractory = state.refractory_until[j] > t
+            if rec is not None:
+                rec.event(j, x, weight, refractory, proj, syn, source[0])
             x[:-1] = (num.event_refractory if refractory else num.event)(x[:-1], weight)
             if not refractory and dyn.spiking and num.threshold(x[:-1]) >= 0:
-                x = self._spike(state, dyn, j, t, x)
+                x = self._spike(state, dyn, j, t, x, by_event=True)
         x, _ = self._integrate(state, dyn, j, x, t, t1)
         return x
 
     def _integrate(self, state: PopulationState, dyn: Dynamics, j: int, x: np.ndarray, t: float,
                    target: float) -> tuple[np.ndarray, float]:
         num = dyn.numeric
+        rec = state.recorder
         while t < target:
             until = state.refractory_until[j]
             if until > t:
                 end = min(target, until)
+                if rec is not None:
+                    rec.flow(j, end - t, True, x)
                 x = num.propagate_refractory(end - t) @ x
                 t = end
+                if rec is not None and end == until:
+                    rec.refractory_end(j, x)
                 continue
             found = dyn.crossing.first(x, target - t, t) if dyn.crossing is not None else None
             if found is None:
+                if rec is not None:
+                    rec.flow(j, target - t, False, x)
                 return num.propagate(target - t) @ x, target
             s, x_minus = found
+            if rec is not None:
+                rec.flow(j, s, False, x)
             t = t + s
             x = self._spike(state, dyn, j, t, x_minus)
         return x, t
 
-    def _spike(self, state: PopulationState, dyn: Dynamics, j: int, t: float, x_minus: np.ndarray) -> np.ndarray:
+    def _spike(self, state: PopulationState, dyn: Dynamics, j: int, t: float, x_minus: np.ndarray,
+               by_event: bool = False) -> np.ndarray:
         num = dyn.numeric
+        if state.recorder is not None:
+            state.recorder.spike(j, x_minus, by_event)
         state.spikes[j].append(t)
         state.pre_spike_states.append((t, j, x_minus[:-1].copy()))
         state.step_spikes.append((t, j))

@@ -25,6 +25,9 @@ def _bad(message: str, hint: str | None = None) -> QgenError:
 
 def check_inputs(inputs: Inputs | None, data: NetworkData, batch: int) -> dict[str, list[Spikes]]:
     """Per input population, ``batch`` (times, ids) pairs with ids in range and times >= 0."""
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise _bad(f"inputs must be a mapping from input population to spikes, not {type(inputs).__name__}",
+                   "e.g. {'inp': (times, ids)}, or {'inp': [(times, ids) per trial]}")
     inputs = dict(inputs or {})
     sources = {p.name: p for p in data.network.populations if p.is_input}
     for name in inputs:
