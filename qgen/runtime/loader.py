@@ -7,7 +7,7 @@ the IR hash, and a current build proves that the model passed the checks before.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from qgen.errors import Code, QgenError
 from qgen.ir.nodes import Model
@@ -38,6 +38,16 @@ class CompiledModel:
         from qgen.runtime.simulation import Simulation
 
         return Simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity)
+
+    def as_jax(self, duration: float, *, batch: int = 1, seed: int | None = None,
+               observables: Sequence[str] | None = None, **options):
+        """(fn, params) for JAX: ``fn(params, inputs)`` -> observables, differentiable in ``params``.
+
+        See :mod:`qgen.runtime.jax_bridge`; ``options`` go to :meth:`simulator`.
+        """
+        from qgen.runtime.jax_bridge import as_jax
+
+        return as_jax(self.simulator(batch, seed=seed, **options), duration, observables)
 
 
 def load(path: str | Path, target: str = "c", *, precision: str = "float64",
