@@ -1,0 +1,1 @@
+"""Data sets generated on the spot (nothing is downloaded at run time)."""
