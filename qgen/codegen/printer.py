@@ -22,8 +22,9 @@ class CPrinter(C99CodePrinter):
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, exp = expr.args
         if exp.is_Integer and 2 <= int(exp) <= 4:
+            # parenthesised: the product stands for one factor, also as a divisor (a/(b*b), not a/b*b)
             factor = self.parenthesize(base, 50)  # tighter than *
-            return "*".join([factor] * int(exp))
+            return "(" + "*".join([factor] * int(exp)) + ")"
         if exp == -1:
             return f"{self._print_Float(sp.Float(1.0))}/{self.parenthesize(base, 50)}"
         return super()._print_Pow(expr)
