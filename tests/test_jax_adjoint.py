@@ -1,0 +1,224 @@
+"""The JAX target's generated adjoint: gradients against the reference adjoint and finite
+differences, jax.grad of a user loss inside jit, the native as_jax, and the StableHLO export.
+
+XLA compiles the forward+backward program of a model in about a minute on a shared CPU, so the
+tests share one compiled program: one network holding all four queue kinds (each of which drops
+events), a LIF population (threshold crossings, refractory ends, every parameter and the initial
+state trainable) and a Delta population (spikes triggered by events), two trials. The gradient
+program is compiled with XLA:CPU at -O0 (it compiles in half the time and runs fast enough here).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import qgen  # noqa: E402
+from qgen.reference import ReferenceSimulator  # noqa: E402
+from tests import gradcheck  # noqa: E402
+from tests.test_adjoint import DELTA, LIF, inputs  # noqa: E402
+
+DURATION = 40.0
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+
+TRAINABLE_LIF = LIF.replace("state { v = 0.0; i = 0.0 }", "state { v = 0.0 trainable; i = 0.0 trainable }")
+MIXED = TRAINABLE_LIF + DELTA + """
+network Mixed {
+    dt = 0.1 ms
+    timing = exact
+    seed = 3
+    population inp = input(4)
+    population hid = LIF(6, v ~ uniform(0.0, 0.5), tau_m = 10 ms trainable, tau_s = 3 ms trainable,
+                         v_th = 1.0 trainable, v_reset = 0.1 trainable, t_ref = 1.5 ms trainable, I_e = 0.3 trainable)
+    population del = Delta(4, v ~ uniform(0.0, 0.5), tau_m = 8 ms trainable, v_th = 1.0 trainable,
+                           t_ref = 1 ms trainable, I_e = 0.5 trainable)
+    connect inp -> hid all_to_all {
+        weight ~ uniform(0.5, 1.5) trainable; delay ~ uniform(0.5 ms, 3 ms) trainable; queue = ring(capacity = 1)
+    }
+    connect inp -> del all_to_all {
+        weight ~ uniform(0.3, 0.7) trainable; delay ~ uniform(0.5 ms, 3 ms) trainable; queue = fifo(capacity = 1)
+    }
+    connect hid -> hid all_to_all(autapses = false) {
+        weight ~ uniform(-0.4, 0.6) trainable; delay ~ uniform(2 ms, 6 ms) trainable; queue = heap(capacity = 2)
+    }
+    connect del -> hid all_to_all {
+        weight ~ uniform(-0.2, 0.6) trainable; delay ~ uniform(2 ms, 6 ms) trainable; queue = sorted(capacity = 2)
+    }
+    record hid.spikes, hid.v, del.spikes
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """The simulator, its forward function, the reference's run, cotangents and gradients, and the
+    JAX gradients of the user loss Σ cotangent · observable (one compiled program)."""
+    folder = tmp_path_factory.mktemp("adjoint")
+    path = folder / "mixed.snn"
+    path.write_text(MIXED)
+    sim = qgen.load(path, target="jax", out=folder / "generated").simulator(batch=2, checkpoint_every=9)
+    given = {"inp": [inputs(1)["inp"], inputs(2)["inp"]]}
+    reference = ReferenceSimulator(sim.data, batch=2)
+    result = reference.run(given, DURATION, grad=True)
+    cot = gradcheck.random_cotangents(result, np.random.default_rng(1))
+    expected = reference.backward(cot)
+    forward = sim.forward_fn(DURATION, given)
+    params, encoded = sim.params(), forward.inputs(given)
+
+    def loss(params):  # a user's loss of the outputs, inside jit
+        out = forward(params, encoded)
+        total = jnp.sum(cot["hid.v"] * out["traces"]["hid.v"])
+        for pop in ("hid", "del"):
+            times = jnp.nan_to_num(out["spikes"][pop]["times"])
+            total += jnp.sum(cot[f"{pop}.spikes"] * times) + jnp.sum(cot[f"{pop}.first_spike"] * times[:, :, 0])
+        return total
+
+    with jax.enable_x64(True):
+        grads = jax.device_get(jax.jit(jax.grad(loss), compiler_options=FAST_COMPILE)(params))
+    return sim, given, result, cot, expected, grads
+
+
+def _jax_flat(sim, grads) -> dict[str, np.ndarray]:
+    """The JAX gradients under the names of Gradients.flat()."""
+    out = {f"{p}.weight": g for p, g in grads["weight"].items()}
+    out.update({f"{p}.delay": g for p, g in grads["delay"].items()})
+    out.update({f"{pop}.{k}": np.asarray(v) for pop, d in grads["parameters"].items() for k, v in d.items()})
+    for pop, lam in grads["initial"].items():
+        for i, var in enumerate(sim._pops[pop]["state"]):
+            out[f"{pop}.{var}.initial"] = lam[:, i]
+    return out
+
+
+def test_gradients_match_the_reference_adjoint_for_every_queue_kind(mixed):
+    sim, _, result, _, expected, grads = mixed
+    kinds = {p.spec.queue.kind for p in sim.data.projections.values()}
+    assert kinds == {"ring", "fifo", "heap", "sorted"}
+    assert all(d.sum() > 0 for d in result.drops.values())  # every kind drops: both passes leave them out
+    assert result.spikes["hid"].counts.sum() >= 20 and result.spikes["del"].counts.sum() >= 20
+    ours = _jax_flat(sim, grads)
+    reference = expected.flat()
+    assert {"hid.tau_m", "hid.t_ref", "hid.v.initial", "del->hid.delay"} <= set(reference)
+    checked = 0
+    for key, want in reference.items():
+        got = ours[key]
+        scale = max(float(np.max(np.abs(want))), 1e-12)
+        assert np.max(np.abs(got - want)) <= 1e-9 * scale, (key, got, want)
+        checked += bool(np.any(want))
+    assert checked >= 15
+
+
+def test_gradients_match_finite_differences(mixed):
+    sim, given, result, cot, _, grads = mixed
+
+    def run():
+        return sim.run(given, DURATION)  # the JAX forward, compiled once for these sizes
+
+    flat = _jax_flat(sim, grads)
+    quantities = []
+    for name in ("inp->hid", "hid->hid"):
+        for what, arrays in (("weight", sim.weights), ("delay", sim.delays)):
+            g = flat[f"{name}.{what}"]
+            s = int(np.argmax(np.abs(g)))
+            quantities.append(gradcheck.Quantity(f"{name}.{what}[{s}]", lambda a=arrays[name], s=s: float(a[s]),
+                                                 lambda v, a=arrays[name], s=s: a.__setitem__(s, v), float(g[s])))
+    for param in ("tau_m", "v_th"):
+        values = sim.parameters["hid"]
+        quantities.append(gradcheck.Quantity(f"hid.{param}", lambda p=param: float(values[p]),
+                                             lambda v, p=param: values.__setitem__(p, v), float(flat[f"hid.{param}"])))
+    assert gradcheck.check(quantities, run, cot, result) == []
+
+
+TINY = """
+import "std/lif.snn"
+network Tiny {
+    dt = 0.1 ms
+    timing = exact
+    population inp = input(3)
+    population hid = LIF(4, t_ref = 1 ms, tau_m = 10 ms trainable, v_th = 1.0 trainable)
+    connect inp -> hid all_to_all {
+        weight ~ uniform(2.0, 6.0) trainable; delay ~ uniform(0.5 ms, 2 ms) trainable; queue = sorted(capacity = 8)
+    }
+    record hid.spikes
+}
+"""
+
+CLEAN = """
+import json, sys
+import numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)
+from jax import export
+folder = sys.argv[1]
+data = np.load(folder + "/call.npz")
+params = {k[2:]: data[k] for k in data if k.startswith("p:")}
+inputs = {"inp": (data["times"], data["ids"])}
+options = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+forward = export.deserialize(open(folder + "/forward.stablehlo", "rb").read())
+out = jax.jit(forward.call).lower(params, inputs).compile(options)(params, inputs)
+vjp = export.deserialize(open(folder + "/vjp.stablehlo", "rb").read())
+cot = {k: np.ones(v.shape) for k, v in out.items()}
+_, grads = jax.jit(vjp.call).lower(params, inputs, cot).compile(options)(params, inputs, cot)
+assert "qgen" not in sys.modules
+np.savez(folder + "/result.npz", **{"o:" + k: np.asarray(v) for k, v in out.items()},
+         **{"g:" + k: np.asarray(v) for k, v in grads.items()})
+"""
+
+
+def test_stablehlo_export_runs_without_qgen(tmp_path):
+    """`qgen build --target jax --export stablehlo` writes the forward and its VJP; a process that
+    never imports qgen loads them with jax.export and reproduces the outputs and the gradients."""
+    from click.testing import CliRunner
+
+    from qgen.cli import main
+    from qgen.runtime.jax_bridge import pad_inputs
+
+    path = tmp_path / "tiny.snn"
+    path.write_text(TINY)
+    out = tmp_path / "generated"
+    built = CliRunner().invoke(main, ["build", str(path), "--target", "jax", "--out", str(out), "--export",
+                                      "stablehlo", "--duration", "15ms", "--batch", "2", "--input-spikes", "8"])
+    assert built.exit_code == 0, built.output
+    folder = out / "Tiny" / "jax" / "float64"
+    info = json.loads((folder / "export.json").read_text())
+    assert info["batch"] == 2 and set(info["params"]) == {"inp->hid.weight", "inp->hid.delay", "hid.tau_m", "hid.v_th"}
+
+    fn, params = qgen.load(path, target="jax", out=out).as_jax(15.0, batch=2)
+    times, ids = pad_inputs([(np.array([0.5, 1.0, 2.0, 6.0]), np.array([0, 1, 2, 0])),
+                             (np.array([1.5, 3.0, 3.0]), np.array([2, 1, 0]))])
+    times = np.pad(times, ((0, 0), (0, 8 - times.shape[1])), constant_values=np.nan)
+    ids = np.pad(ids, ((0, 0), (0, 8 - ids.shape[1]))).astype(np.int32)
+    np.savez(folder / "call.npz", times=times, ids=ids, **{f"p:{k}": np.asarray(v) for k, v in params.items()})
+    ran = subprocess.run([sys.executable, "-c", textwrap.dedent(CLEAN), str(folder)], capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    loaded = np.load(folder / "result.npz")
+
+    # the same calls in this process, through qgen (the spike record of the reference too)
+    with jax.enable_x64(True):
+        inputs = {"inp": (times, ids)}
+        expected = jax.jit(fn, compiler_options=FAST_COMPILE)(params, inputs)
+    sim = qgen.load(path, target="jax", out=out).simulator(batch=2)
+    oracle = ReferenceSimulator(sim.data, batch=2)
+    reference = oracle.run({"inp": [(np.array([0.5, 1.0, 2.0, 6.0]), np.array([0, 1, 2, 0])),
+                                    (np.array([1.5, 3.0, 3.0]), np.array([2, 1, 0]))]}, 15.0, grad=True)
+    record = reference.spikes["hid"]
+    assert record.counts.sum() >= 4
+    np.testing.assert_array_equal(np.asarray(expected["hid.spike_count"]), reference.spikes["hid"].counts)
+    for key, value in expected.items():
+        np.testing.assert_allclose(loaded[f"o:{key}"], np.asarray(value), rtol=1e-12, atol=1e-12, equal_nan=True)
+    grads = {k[2:]: loaded[k] for k in loaded if k.startswith("g:")}
+    assert set(grads) == set(params)
+    # all-ones cotangents: every spike time, every first spike (spike counts add nothing)
+    want = oracle.backward({"hid.spikes": (~np.isnan(record.times)).astype(float),
+                            "hid.first_spike": (record.counts > 0).astype(float)}).flat()
+    for key, value in grads.items():
+        assert np.any(want[key] != 0)
+        np.testing.assert_allclose(value, want[key], rtol=1e-9, atol=1e-9 * np.max(np.abs(want[key])))
