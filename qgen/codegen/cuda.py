@@ -1,0 +1,228 @@
+"""The CUDA target's code generator: IR + analysis -> one CUDA source file of kernels and its layout.
+
+The plan (populations, projections, the C functions of each neuron kind printed from sympy) is
+the C target's (:func:`qgen.codegen.c.plan`): the neuron math and the exact threshold-crossing
+search are the C target's very text, compiled as device functions. What differs is the
+parallelism and so the layout: every kernel runs one thread per (trial, neuron) or per
+(trial, spike), and the per-trial scratch of the C target becomes device arrays.
+
+One step n is a fixed sequence of launches (see templates/cuda/model.cu.j2):
+
+1. ``update_<pop>`` per population, a thread per (trial, neuron): gather the events due at n
+   from every incoming queue of that neuron (a ring slot, a heap, a sorted array, its fifo lines),
+   sort them by (time, projection, synapse) and advance the neuron through the step (exact or
+   grid timing, as the C target); its spikes are recorded and appended to the trial's spike list
+   of the step (an atomic counter; a list per step parity, so that the next step's list fills while
+   nothing reads it);
+2. ``qgen_inputs`` appends the input spikes pushed at the end of step n;
+3. ``qgen_rank`` orders each trial's spike list by (time, population, neuron), the C target's push
+   order, by counting (each spike's rank is the number of spikes before it), and links the spikes
+   of one neuron in time order;
+4. propagation, by queue kind: per presynaptic spike over its outgoing synapses
+   (``qgen_push_pre``, a block per spike) for summing rings (atomic adds) and fifo lines (a line
+   belongs to one synapse, so to one thread, which pushes that neuron's spikes of the step in time
+   order); per target (``pull_<projection>``, a thread per target neuron walking the ordered spike
+   list and finding its synapses by binary search) for queues per target neuron (ring lists,
+   heap, sorted), which so receive their events in the C target's order and drop exactly the
+   events it drops.
+
+Arrays are those of the C layout where the runtime binds them (connectivity, weights, delays,
+parameters, states, records, traces, inputs, drops) plus device-only arrays (lifetime
+``"device"``: queues, spike lists, event scratch, errors), which never travel to the host.
+Symbolic sizes are the C target's and: ``M`` the spike list of one trial and step, ``E<i>`` the due
+events of one neuron of population i in one step (a bound from the queues' capacities).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+
+from qgen.codegen.c import CPopulation, CProjection, plan, summary
+from qgen.codegen.fingerprint import TEMPLATE_ROOT
+from qgen.codegen.layout import Field
+from qgen.codegen.names import c_identifier
+from qgen.ir.nodes import Model
+
+TEMPLATES = TEMPLATE_ROOT / "cuda"
+THREADS = 128  # threads per block of the per-neuron kernels
+# The generator's own files and the C templates it includes: part of the build-cache key.
+SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
+           "codegen/printer.py")
+C_TEMPLATES = ("neurons.c.j2",)
+
+
+@dataclass(frozen=True)
+class GeneratedCuda:
+    source: str
+    layout: tuple[Field, ...]
+    scalars: tuple[str, ...]  # the struct's scalar fields (all int64_t), before its pointers
+    kernels: dict  # what the runtime launches, in order (see launch_plan)
+    plan: dict  # populations and projections: names, prefixes, what the runtime must know
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(TEMPLATE_ROOT / "c")]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["repr"] = repr
+    env.filters["device"] = device_functions
+    return env
+
+
+def device_functions(text: str) -> str:
+    """C functions of the C target as device functions: ``static f(...)`` -> ``__device__ f(...)``.
+
+    Not static: nvcc warns about (and -Werror fails on) an unreferenced static function, and a
+    kind's functions are printed whether or not this network calls every one.
+    """
+    return re.sub(r"^static (inline )?", "__device__ ", str(text), flags=re.MULTILINE)
+
+
+def pre_side(proj: CProjection) -> bool:
+    """Propagated per presynaptic spike (summing rings, fifo lines); else per target neuron."""
+    return proj.summing or proj.queue == "fifo"
+
+
+def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]) -> list[Field]:
+    exact = model.network.timing == "exact"
+    fields: list[Field] = []
+    for pop in pops:
+        p, i = pop.prefix, pop.index
+        if pop.kind is None:
+            fields += [Field(f"{p}_in_time", "double", (f"I{i}",), "input spike times (ms)", "input"),
+                       Field(f"{p}_in_id", "int32_t", (f"I{i}",), "input spike neurons", "input"),
+                       Field(f"{p}_in_step", "int64_t", (f"I{i}",), "the step at whose end each is pushed",
+                             "input"),
+                       Field(f"{p}_in_start", "int64_t", ("B+1",), "first input spike of each trial", "input"),
+                       Field(f"{p}_in_cursor", "int64_t", ("B",), "next input spike of each trial")]
+            continue
+        k = pop.kind
+        fields += [Field(f"{p}_x", "real", ("B", pop.size, k.n), f"state ({', '.join(k.kind.state_names)})"),
+                   Field(f"{p}_params", "real", (len(k.kind.parameters),), "parameters", "network"),
+                   Field(f"{p}_derived", "real", (k.derived_size,), "computed from the parameters by qgen_prepare",
+                         "network")]
+        if k.analysis.threshold is not None:
+            fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
+                          if exact else
+                          Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
+        if any(proj.summing for proj in pop.incoming):
+            fields.append(Field(f"{p}_ring_sum", "real", ("B", f"R{i}", pop.size),
+                                "summed weights per slot, shared by every summing projection into it", "device"))
+        if pop.recorded_spikes:
+            fields += [Field(f"{p}_spike_times", "double", ("B", pop.size, f"C{i}"), "recorded spike times (ms)"),
+                       Field(f"{p}_spike_count", "int32_t", ("B", pop.size), "spikes recorded"),
+                       Field(f"{p}_spike_overflow", "int64_t", ("B", pop.size), "spikes that did not fit")]
+        for _, var in pop.traced:
+            fields.append(Field(f"{p}_trace_{c_identifier(var)}", "real", ("B", "T", pop.size), f"{var} per step"))
+        if any(not proj.summing for proj in pop.incoming):
+            fields += [Field(f"{p}_ev_key", "double", ("B", pop.size, f"E{i}"), "due events of a step: times",
+                             "device"),
+                       Field(f"{p}_ev_ord", "int64_t", ("B", pop.size, f"E{i}"), "projection << 32 | synapse",
+                             "device"),
+                       Field(f"{p}_ev_w", "real", ("B", pop.size, f"E{i}"), "weights", "device")]
+    for proj in projections:
+        q, j = proj.prefix, proj.index
+        n_pre, n_post = proj.pre.size, proj.post.size
+        fields += [Field(f"{q}_pre", "int32_t", (f"S{j}",), "presynaptic neuron, synapses ordered by (pre, post)",
+                         "network"),
+                   Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron", "network"),
+                   Field(f"{q}_out_start", "int64_t", (n_pre + 1,), "first synapse of each presynaptic neuron",
+                         "network"),
+                   Field(f"{q}_weight", "real", (f"S{j}",), "weights", "network"),
+                   Field(f"{q}_delay", "double", (f"S{j}",), "delays (ms)", "network"),
+                   Field(f"{q}_drops", "int64_t", ("B",), "events dropped by a full queue, per trial")]
+        if not exact:
+            fields.append(Field(f"{q}_delay_steps", "int32_t", (f"S{j}",), "delays in steps (qgen_prepare)",
+                                "network"))
+        K = proj.capacity
+        if proj.queue == "ring":
+            if not proj.summing:
+                fields += [Field(f"{q}_ring_key", "double", ("B", f"D{j}", n_post, K), "event keys per slot", "device"),
+                           Field(f"{q}_ring_syn", "int32_t", ("B", f"D{j}", n_post, K), "event synapses", "device"),
+                           Field(f"{q}_ring_count", "int32_t", ("B", f"D{j}", n_post), "events per slot", "device")]
+        elif proj.queue == "fifo":
+            fields += [Field(f"{q}_in_syn", "int32_t", (f"S{j}",), "synapses ordered by (post, synapse)", "network"),
+                       Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target",
+                             "network"),
+                       Field(f"{q}_in_pos", "int32_t", (f"S{j}",), "each synapse's line: its place in in_syn "
+                             "(qgen_prepare)", "device"),
+                       Field(f"{q}_fifo_key", "double", ("B", f"S{j}", K), "event keys per line", "device"),
+                       Field(f"{q}_fifo_head", "int32_t", ("B", f"S{j}"), "oldest event", "device"),
+                       Field(f"{q}_fifo_size", "int32_t", ("B", f"S{j}"), "events in flight", "device"),
+                       Field(f"{q}_next_due", "int64_t", ("B", n_post), "no line of this target has an event due "
+                             "before this step (INT64_MAX: none queued; 0: not looked at yet)", "device")]
+        else:
+            fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
+                       Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses", "device"),
+                       Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued", "device"),
+                       Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "
+                             "target (INT64_MAX: none queued; 0: not looked at yet)", "device")]
+    if projections:
+        fields += [Field("spk_time", "double", (2, "B", "M"), "the spikes of a step, per step parity: times",
+                         "device"),
+                   Field("spk_pop", "int32_t", (2, "B", "M"), "populations", "device"),
+                   Field("spk_neuron", "int32_t", (2, "B", "M"), "neurons", "device"),
+                   Field("spk_count", "int32_t", (2, "B"), "spikes in the list (may pass M: overflow)", "device"),
+                   Field("spk_order", "int32_t", (2, "B", "M"), "the list in push order (qgen_rank)", "device"),
+                   Field("spk_next", "int32_t", (2, "B", "M"), "the same neuron's next spike of the step (-1: none)",
+                         "device"),
+                   Field("spk_first", "int32_t", (2, "B", "M"), "1: the neuron's first spike of the step", "device")]
+    fields += [Field("err_code", "int32_t", ("B",), "what stopped each trial (0: nothing)", "device"),
+               Field("err_population", "int32_t", ("B",), "where", "device"),
+               Field("err_projection", "int32_t", ("B",), "where", "device"),
+               Field("err_neuron", "int64_t", ("B",), "which neuron", "device"),
+               Field("err_time", "double", ("B",), "when (ms)", "device")]
+    return fields
+
+
+def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[str]:
+    """The struct's scalars; all int64_t, so that the struct is a plain array of 8-byte words."""
+    result = ["B", "T", "step", "trace_start", "strict", "M"]
+    result += [f"C{p.index}" for p in pops if p.recorded_spikes]
+    result += [f"R{p.index}" for p in pops if any(j.summing for j in p.incoming)]
+    result += [f"E{p.index}" for p in pops if any(not j.summing for j in p.incoming)]
+    for proj in projections:
+        result.append(f"S{proj.index}")
+        if proj.queue == "ring" and not proj.summing:
+            result.append(f"D{proj.index}")
+    return result
+
+
+def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict:
+    """The kernels of one step, in launch order, with their parallel shape."""
+    return {
+        "prepare": "qgen_prepare",
+        "update": [{"kernel": f"update_{p.prefix}", "size": p.size} for p in pops if p.kind is not None],
+        "inputs": "qgen_inputs" if any(p.kind is None and p.outgoing for p in pops) else None,
+        "rank": "qgen_rank" if projections else None,
+        "push_pre": "qgen_push_pre" if any(pre_side(j) for j in projections) else None,
+        "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
+        "steps": "qgen_steps",  # all of the above for several steps, a block per trial
+        "threads": THREADS,
+    }
+
+
+def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
+    pops, projections, kinds = plan(model, precision)
+    fields = layout(model, pops, projections)
+    scalar_fields = scalars(pops, projections)
+    env = _environment()
+    real = "double" if precision == "float64" else "float"
+    source = env.get_template("model.cu.j2").render(
+        model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
+        version=version, fields=fields, scalars=scalar_fields, kinds=list(kinds.values()), populations=pops,
+        projections=projections, pre_side=pre_side, threads=THREADS,
+        pre=[j for j in projections if pre_side(j)], pre_sources={j.pre.index for j in projections if pre_side(j)},
+        inputs=[p for p in pops if p.kind is None and p.outgoing])
+    info = summary(pops, projections)
+    info["gradients"] = "the cuda target has no backward pass yet; gradients run on the c and reference targets"
+    for entry, pop in zip(info["populations"], pops):
+        entry["listed"] = [j.index for j in pop.incoming if not j.summing]
+    for entry, proj in zip(info["projections"], projections):
+        entry["pre_side"] = pre_side(proj)
+    return GeneratedCuda(source, tuple(fields), tuple(scalar_fields), launch_plan(pops, projections), info)

@@ -1,0 +1,352 @@
+"""The CUDA target against the reference simulator, and its Python API.
+
+Every test runs on two backends:
+
+- ``gpu``: the cubin built by nvcc, loaded with pycuda and run on an NVIDIA GPU. Skipped, with
+  the reason, where pycuda or a GPU is missing; ``scripts/gpu_check.sh`` runs it on a GPU machine.
+- ``emulated``: the same generated kernels compiled as C++ with g++ and run on the CPU, every
+  launch running its blocks and threads one after another (atomics become plain operations),
+  behind a stand-in for pycuda's driver. The kernels never rely on threads running together (no
+  barriers, no shared memory), so the emulation computes what the GPU computes, up to the order
+  of atomic additions; it checks the kernels' semantics and the runtime's host side (the state
+  struct, uploads, launches, downloads, errors) on every CI run, without a GPU.
+
+Spike trains must be identical to the reference's in float64 (exact-timing spike times to
+1e-9 ms) and close in float32; drop counts identical.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qgen
+import qgen.targets.cuda as cuda_target
+from qgen.errors import Code, QgenError, SimulationError
+from qgen.reference import ReferenceSimulator
+from tests.conftest import EXAMPLES
+from tests.test_c_target import KINDS, compare, network, poisson
+
+BACKENDS = ("gpu", "emulated")
+
+
+# ---------------------------------------------------------------- the emulation
+
+SHIM = r"""
+/* CUDA built-ins for running generated kernels on the CPU, one thread after another. */
+#include <stdint.h>
+#include <string.h>
+struct qgen_dim3 { unsigned int x, y, z; };
+static qgen_dim3 threadIdx, blockIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __constant__
+static inline int atomicAdd(int *a, int v) { int old = *a; *a += v; return old; }
+static inline unsigned long long atomicAdd(unsigned long long *a, unsigned long long v)
+{ unsigned long long old = *a; *a += v; return old; }
+static inline double atomicAdd(double *a, double v) { double old = *a; *a += v; return old; }
+static inline float atomicAdd(float *a, float v) { float old = *a; *a += v; return old; }
+static inline int atomicCAS(int *a, int compare, int v) { int old = *a; if (old == compare) *a = v; return old; }
+static inline long long atomicMin(long long *a, long long v) { long long old = *a; if (v < old) *a = v; return old; }
+#define __syncthreads() ((void)0)  /* qgen_steps runs with one thread per block here */
+static inline long long __double_as_longlong(double x) { long long r; memcpy(&r, &x, sizeof r); return r; }
+static inline double __longlong_as_double(long long x) { double r; memcpy(&r, &x, sizeof r); return r; }
+"""
+
+LAUNCHER = r"""
+extern "C" void qgen_emulate_launch(void (*kernel)(int64_t), unsigned gx, unsigned gy, unsigned bx, int64_t n)
+{
+    gridDim = {gx, gy, 1};
+    blockDim = {bx, 1, 1};
+    for (unsigned y = 0; y < gy; ++y)
+        for (unsigned x = 0; x < gx; ++x)
+            for (unsigned t = 0; t < bx; ++t) {
+                blockIdx = {x, y, 0};
+                threadIdx = {t, 0, 0};
+                kernel(n);
+            }
+}
+extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx, unsigned bx, int64_t n0,
+                                   int64_t count)
+{
+    gridDim = {gx, 1, 1};
+    blockDim = {bx, 1, 1};
+    for (unsigned x = 0; x < gx; ++x)
+        for (unsigned t = 0; t < bx; ++t) {
+            blockIdx = {x, 0, 0};
+            threadIdx = {t, 0, 0};
+            kernel(n0, count);
+        }
+}
+extern "C" void *qgen_emulate_state(void) { return &S; }
+extern "C" size_t qgen_emulate_state_size(void) { return sizeof S; }
+"""
+
+
+class _Buffer:
+    """Device memory of the emulation: host bytes."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.data = np.zeros(nbytes, np.uint8)
+
+    def __int__(self) -> int:
+        return self.data.ctypes.data
+
+
+class _Function:
+    def __init__(self, library, name: str) -> None:
+        self.library, self.address = library, ctypes.cast(getattr(library, name), ctypes.c_void_p)
+
+    def prepare(self, formats: str):
+        assert formats in ("q", "qq")
+        return self
+
+    def prepared_call(self, grid, block, *args: int) -> None:
+        gx, gy = (tuple(grid) + (1,))[:2]
+        if len(args) == 2:  # qgen_steps(n0, count)
+            self.library.qgen_emulate_steps(self.address, gx, block[0], *map(ctypes.c_int64, args))
+        else:
+            self.library.qgen_emulate_launch(self.address, gx, gy, block[0], ctypes.c_int64(args[0]))
+
+
+class _Module:
+    def __init__(self, library) -> None:
+        self.library = library
+        library.qgen_emulate_launch.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
+                                                ctypes.c_int64]
+        library.qgen_emulate_steps.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_int64,
+                                               ctypes.c_int64]
+        library.qgen_emulate_state.restype = ctypes.c_void_p
+        library.qgen_emulate_state_size.restype = ctypes.c_size_t
+
+    def get_function(self, name: str) -> _Function:
+        return _Function(self.library, name)
+
+    def get_global(self, name: str) -> tuple[int, int]:
+        assert name == "S"
+        return self.library.qgen_emulate_state(), self.library.qgen_emulate_state_size()
+
+
+class EmulatedDriver:
+    """What qgen.targets.cuda asks of pycuda.driver, on the CPU."""
+
+    @staticmethod
+    def mem_alloc(nbytes: int) -> _Buffer:
+        return _Buffer(nbytes)
+
+    @staticmethod
+    def memcpy_htod(dest, src: np.ndarray) -> None:
+        ctypes.memmove(int(dest), src.ctypes.data, src.nbytes)
+
+    @staticmethod
+    def memcpy_dtoh(dest: np.ndarray, src) -> None:
+        ctypes.memmove(dest.ctypes.data, int(src), dest.nbytes)
+
+    @staticmethod
+    def memset_d8(buffer, value: int, nbytes: int) -> None:
+        ctypes.memset(int(buffer), value, nbytes)
+
+    @staticmethod
+    def module_from_file(path: str) -> _Module:
+        source = Path(path).parent / "model.cu"
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        library = source.parent / f"emulated-{digest}.so"
+        if not library.is_file():
+            wrapper = source.parent / "emulated.cpp"
+            wrapper.write_text(SHIM + '#include "model.cu"\n' + LAUNCHER)
+            result = subprocess.run(["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o", str(library),
+                                     str(wrapper)], capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, result.stderr[-4000:]
+        return _Module(ctypes.CDLL(str(library)))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    if request.param == "gpu":
+        try:
+            cuda_target.check_runtime()
+        except QgenError as err:
+            pytest.skip(f"no GPU to run CUDA kernels on: {err.message}")
+        return "gpu"
+    if shutil.which("g++") is None:
+        pytest.skip("the emulated backend compiles the kernels with g++, which is not installed")
+    monkeypatch.setattr(cuda_target, "_driver", lambda: EmulatedDriver)
+    monkeypatch.setattr(cuda_target, "_MODULES", {})
+    monkeypatch.setattr(cuda_target, "nvcc_version", lambda: "emulated (no nvcc)")
+    monkeypatch.setattr(cuda_target, "compile_source", lambda source, cubin: Path(cubin).write_bytes(b""))
+    monkeypatch.setattr(cuda_target, "FUSED_THREADS", 1)  # one thread per block: its barriers hold trivially
+    return "emulated"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("generated")
+
+
+def load(path, backend: str, out: Path, **options):
+    """qgen.load for the CUDA target, each backend in its own build folder."""
+    return qgen.load(path, "cuda", out=out / backend, **options)
+
+
+# ---------------------------------------------------------------- against the reference
+
+
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+@pytest.mark.parametrize("queue", KINDS)
+def test_cuda_matches_the_reference(backend, write_model, out, queue, timing):
+    seed = KINDS.index(queue) + 10 * (timing == "grid")
+    path = write_model(network(queue, 256, timing, seed), f"random_{queue}_{timing}.snn")
+    sim = load(path, backend, out).simulator(batch=2)
+    inputs = poisson(seed, 2, timing == "grid")
+    result = sim.run(inputs, 80.0)
+    reference = ReferenceSimulator(sim.data, batch=2).run(inputs, 80.0)
+    assert reference.spikes["hid"].total.sum() > 40  # the network does something
+    compare(result, reference, timing == "exact", "float64")
+
+
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+@pytest.mark.parametrize("queue", KINDS)
+def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing):
+    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
+    seed = 3 + KINDS.index(queue)
+    path = write_model(network(queue, capacity, timing, seed), f"small_{queue}_{timing}.snn")
+    sim = load(path, backend, out).simulator(fused=False)  # a launch per kernel and step (else: qgen_steps)
+    inputs = poisson(seed, 1, timing == "grid", rate_hz=200.0)
+    result = sim.run(inputs, 60.0)
+    reference = ReferenceSimulator(sim.data).run(inputs, 60.0)
+    if not (queue == "ring" and timing == "grid"):  # a summing grid ring never drops
+        assert sum(int(d.sum()) for d in reference.drops.values()) > 0
+    compare(result, reference, timing == "exact", "float64")
+
+
+@pytest.mark.parametrize("name", ["rsnn.snn", "brunel.snn", "yinyang.snn"])
+def test_examples_match_the_reference(backend, out, name):
+    overrides = {"N": "300"} if name == "brunel.snn" else None
+    sim = load(EXAMPLES / name, backend, out, overrides=overrides).simulator(batch=2)
+    inputs = None
+    if name == "yinyang.snn":
+        gen = np.random.default_rng(1)
+        inputs = {"inp": [(gen.uniform(0, 10, 5), np.arange(5)) for _ in range(2)]}
+    duration = 15.0 if name == "rsnn.snn" else 40.0  # rsnn: the drive, then its first waves (a slow reference)
+    result = sim.run(inputs, duration)
+    reference = ReferenceSimulator(sim.data, batch=2).run(inputs, duration)
+    assert sum(int(r.total.sum()) for r in reference.spikes.values()) > 20
+    compare(result, reference, name != "brunel.snn", "float64")
+
+
+@pytest.mark.parametrize("queue", ["heap", "fifo"])
+def test_float32_is_close_to_the_reference(backend, write_model, out, queue):
+    path = write_model(network(queue, 256, "exact", 2, recurrent=False), f"single_{queue}.snn")
+    sim = load(path, backend, out, precision="float32").simulator(batch=2)
+    inputs = poisson(2, 2, False)
+    result, reference = sim.run(inputs, 80.0), ReferenceSimulator(sim.data, batch=2).run(inputs, 80.0)
+    compare(result, reference, True, "float32")
+
+
+def test_nonlinear_grid_dynamics(backend, write_model, out):
+    path = write_model("""
+neuron QIF {
+    parameters { tau = 10 ms; v_th = 5.0; v_reset = -1.0; I = 0.3; t_ref = 0.5 ms }
+    state { v = -1.0 }
+    equations { dv/dt = (v * v + I) / tau }
+    threshold v >= v_th
+    reset { v = v_reset }
+    refractory t_ref
+    on_event(w) { v += w }
+}
+network Q {
+    dt = 0.05 ms
+    timing = grid
+    population inp = input(2)
+    population q = QIF(3, v ~ uniform(-1.0, 0.5))
+    connect inp -> q all_to_all { weight = 0.4; delay = 1 ms; queue = heap(capacity = 8) }
+    record q.spikes, q.v
+}
+""", "qif.snn")
+    sim = load(path, backend, out).simulator()
+    inputs = {"inp": (np.array([3.0, 7.5, 20.0]), np.array([0, 1, 0]))}
+    result, reference = sim.run(inputs, 100.0), ReferenceSimulator(sim.data).run(inputs, 100.0)
+    assert reference.spikes["q"].total.sum() >= 6
+    compare(result, reference, False, "float64")
+
+
+def test_drives_switch_parameters_between_segments(backend, out):
+    """rsnn's drive sets I_e for its first 2 ms: two segments, the device state kept across them."""
+    sim = load(EXAMPLES / "rsnn.snn", backend, out).simulator()
+    result, reference = sim.run(None, 10.0, progress=lambda done, total: None), \
+        ReferenceSimulator(sim.data).run(None, 10.0)
+    assert reference.spikes["rec"].total.sum() > 0
+    compare(result, reference, True, "float64")
+
+
+# ---------------------------------------------------------------- the Python API
+
+
+def test_weights_delays_and_parameters_are_the_arrays_of_the_next_run(backend, out):
+    sim = load(EXAMPLES / "yinyang.snn", backend, out).simulator()
+    inputs = {"inp": (np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.arange(5))}
+    before = sim.run(inputs, 30.0).spikes["hid"].total.sum()
+    sim.weights["inp->hid"][:] = 0.0  # in place
+    assert sim.run(inputs, 30.0).spikes["hid"].total.sum() == 0 < before
+    sim.weights["inp->hid"] = np.full(600, 5.0)
+    sim.parameters["hid"]["v_th"] = 1e9
+    assert sim.run(inputs, 30.0).spikes["hid"].total.sum() == 0
+    sim.parameters["hid"]["v_th"] = 1.0
+    sim.delays["inp->hid"] = np.full(600, 2.0)
+    times, _ = sim.run(inputs, 30.0).spikes["hid"].trial(0)
+    assert len(times) and times.min() > 3.0  # the first input arrives at 1 + 2 ms
+
+
+def test_strict_overflow_and_runtime_errors_become_exceptions(backend, write_model, out):
+    path = write_model(network("heap", 1, "exact", 5), "strict.snn")
+    sim = load(path, backend, out).simulator(strict=True)
+    with pytest.raises(SimulationError) as err:
+        sim.run(poisson(5, 1, False, rate_hz=300.0), 40.0)
+    assert err.value.code is Code.QUEUE_OVERFLOW and "capacity 1" in str(err.value)
+
+    path = write_model("""
+import "std/lif.snn"
+network R {
+    population n = LIF(2, v_reset = 2.0)
+    population inp = input(1)
+    connect inp -> n all_to_all { weight = 50.0; delay = 1 ms }
+}
+""", "reset.snn")
+    with pytest.raises(SimulationError) as err:
+        load(path, backend, out).simulator().run({"inp": (np.array([0.5]), np.array([0]))}, 10.0)
+    assert err.value.code is Code.MODEL_RUNTIME and "above threshold" in str(err.value)
+
+
+def test_a_full_spike_list_is_an_error_with_a_hint(backend, write_model, out):
+    path = write_model("""
+neuron Jump {
+    parameters { tau = 10 ms; v_th = 1.0; v_reset = 0.0 }
+    state { v = 0.0 }
+    equations { dv/dt = -v / tau }
+    threshold v >= v_th
+    reset { v = v_reset }
+    on_event(w) { v += w }
+}
+network F {
+    population inp = input(1)
+    population n = Jump(4)
+    connect inp -> n all_to_all { weight = 3.0; delay = 0.5 ms }
+    connect n -> n all_to_all { weight = 0.0; delay = 1 ms }
+    record n.spikes
+}
+""", "burst.snn")
+    # no refractory period: each of ten simultaneous events makes each neuron spike (ten spikes in one step)
+    inputs = {"inp": (np.full(10, 1.05), np.zeros(10, np.int64))}
+    sim = load(path, backend, out).simulator(spikes_per_step=2)
+    with pytest.raises(SimulationError) as err:
+        sim.run(inputs, 5.0)
+    assert "spikes_per_step" in str(err.value)
+    result = load(path, backend, out).simulator(spikes_per_step=16).run(inputs, 5.0)
+    reference = ReferenceSimulator(sim.data).run(inputs, 5.0)
+    compare(result, reference, True, "float64")
