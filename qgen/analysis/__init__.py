@@ -83,9 +83,19 @@ def analyse(kind: NeuronKind) -> NeuronAnalysis:
 def check_model(model: Model, sources=None) -> None:
     """Raise the errors of kinds that cannot run as the network asks (non-linear with exact timing)."""
     net = model.network
-    if net is None or net.timing != "exact":
-        return
     errors: list[QgenError] = []
+    for bg in net.backgrounds if net is not None else ():
+        kind = model.neuron(net.population(bg.population).kind)
+        if not analyse(kind).additive_event:
+            loc = kind.on_event.loc
+            errors.append(make_error(
+                Code.UNSUPPORTED, f"background source of {bg.population}: the on_event block of {kind.name} is not "
+                "additive, so Poisson events cannot be summed per step", bg.loc, (sources or {}).get(bg.loc.file),
+                f"background sources need effects such as 'i += w' (the block is on line {loc.line} of {loc.file})"))
+    if net is None or net.timing != "exact":
+        if errors:
+            raise errors[0] if len(errors) == 1 else QgenErrors(errors)
+        return
     for name in dict.fromkeys(p.kind for p in net.populations if p.kind is not None):
         a = analyse(model.neuron(name))
         source = (sources or {}).get

@@ -10,9 +10,10 @@ from lark import Token, Tree
 from qgen.errors import Code
 from qgen.frontend.expressions import ExpressionBuilder, Invalid, Scope, real_value
 from qgen.frontend.source import did_you_mean
-from qgen.ir.dimension import DIMENSIONLESS, TIME, Dimension
+from qgen.ir.dimension import DIMENSIONLESS, FREQUENCY, TIME, Dimension
 from qgen.ir.nodes import (
     QUEUE_KINDS,
+    Background,
     Connectivity,
     Drive,
     Initializer,
@@ -36,7 +37,9 @@ INITIALIZERS = {
 }
 # Connectivity rules: their numeric parameters (autapses is a keyword for all but one_to_one).
 RULES = {"all_to_all": (), "one_to_one": (), "fixed_probability": ("p",), "fixed_indegree": ("k",),
-         "explicit": ()}
+         "fixed_total_number": ("n",), "explicit": ()}
+# In-kernel sources of a population (`background POP poisson(...)`): their arguments.
+BACKGROUNDS = {"poisson": ("rate", "weight")}
 
 
 class NetworkBuilder(ExpressionBuilder):
@@ -91,6 +94,8 @@ class NetworkBuilder(ExpressionBuilder):
         projections: dict[str, Projection] = {}
         records: list[Record] = []
         drives: list[Drive] = []
+        backgrounds: list[Background] = []
+        self.timing = timing
         for stmt in stmts:
             try:
                 if stmt.data == "population":
@@ -102,6 +107,8 @@ class NetworkBuilder(ExpressionBuilder):
                     records.extend(self._record(stmt, populations, records))
                 elif stmt.data == "drive":
                     drives.append(self._drive(stmt, populations))
+                elif stmt.data == "background":
+                    backgrounds.append(self._background(stmt, populations, len(backgrounds)))
             except Invalid:
                 pass
         if not populations and len(self.diag.errors) == before:
@@ -110,7 +117,8 @@ class NetworkBuilder(ExpressionBuilder):
         if len(self.diag.errors) > before:
             return None
         return Network(str(name_token), self.dt, timing, seed, tuple(constants), tuple(populations.values()),
-                       tuple(projections.values()), tuple(records), tuple(drives), self.loc(tree))
+                       tuple(projections.values()), tuple(records), tuple(drives), self.loc(tree),
+                       tuple(backgrounds))
 
     # ------------------------------------------------------------ settings
 
@@ -385,6 +393,18 @@ class NetworkBuilder(ExpressionBuilder):
             if dim != DIMENSIONLESS or not 0 <= p <= 1:
                 raise self.fail(Code.BAD_VALUE, f"the connection probability must be in [0, 1], not {p:g}", node)
             args.append(("p", p))
+        if "n" in values:  # fixed_total_number: n synapses, each (pre, post) drawn uniformly; multapses allowed
+            count, dim, node = values["n"]
+            if dim != DIMENSIONLESS or count != int(count) or count < 0:
+                raise self.fail(Code.BAD_VALUE, f"the number of synapses must be an integer of at least 0, "
+                                f"not {count:g}", node, "use round(...) to make an integer from an expression")
+            if count > 0 and not autapses and pre.name == post.name and pre.size < 2:
+                raise self.fail(Code.BAD_VALUE, f"{pre.name} has one neuron, so without autapses it has no "
+                                "synapse to make", node)
+            if count >= 2 ** 31 - 1:
+                raise self.fail(Code.BAD_VALUE, f"{count:g} synapses in one projection is too many (at most "
+                                f"{2 ** 31 - 2})", node, "split the projection with 'as NAME'")
+            args.append(("n", count))
         if "k" in values:
             k, dim, node = values["k"]
             available = pre.size - (0 if autapses or pre.name != post.name else 1)
@@ -488,6 +508,41 @@ class NetworkBuilder(ExpressionBuilder):
         if stop <= start:
             raise self.fail(Code.BAD_VALUE, "the drive stops before it starts", stmt)
         return Drive(pop.name, param, value, start, stop, self.loc(stmt))
+
+
+    def _background(self, stmt: Tree, populations: dict[str, Population], index: int) -> Background:
+        pop_token, call = stmt.children
+        pop = self._known_population(pop_token, populations)
+        if pop.is_input:
+            raise self.fail(Code.BAD_ARGUMENT, f"{pop.name} is an input population; a background source drives "
+                            "neurons", pop_token, "give the input population's spikes from Python instead")
+        func_token, *arg_trees = call.children
+        func = str(func_token)
+        if func not in BACKGROUNDS:
+            raise self.fail(Code.UNKNOWN_NAME, f"unknown background source {func!r}", func_token,
+                            did_you_mean(func, BACKGROUNDS, "known: " + ", ".join(BACKGROUNDS)))
+        if self.timing != "grid":
+            raise self.fail(Code.UNSUPPORTED, "background sources need grid timing", stmt,
+                            "add 'timing = grid' to the network (Poisson events arrive summed per step)")
+        kind = self.neurons[pop.kind]
+        if kind.on_event is None:
+            raise self.fail(Code.MISSING_BLOCK, f"neuron {kind.name} has no on_event block, so {pop.name} cannot "
+                            "receive background events", pop_token, "add e.g. 'on_event(w) { i += w }' to the neuron")
+        names = BACKGROUNDS[func]
+        values = self._arguments(call, arg_trees, names, names, func)
+        rate, dim, node = values["rate"]
+        if dim != FREQUENCY:
+            raise self.fail(Code.DIMENSION_MISMATCH, f"the rate of {func}() is a frequency, not "
+                            + (f"a value in {dim}" if dim != DIMENSIONLESS else "a number without unit"), node,
+                            f"write e.g. 'rate = {rate:g} Hz'")
+        if not (math.isfinite(rate) and rate >= 0):
+            raise self.fail(Code.BAD_VALUE, f"the rate must be finite and non-negative, not {rate:g}", node)
+        if rate * self.dt > 700:
+            raise self.fail(Code.BAD_VALUE, f"the rate is {rate * self.dt:g} events per step; at most 700 per step "
+                            "can be drawn", node, "split the source, or use a DC current for such a drive")
+        weight, wdim, wnode = values["weight"]
+        self._expect_dim(wdim, kind.on_event.weight_dim, f"the weight of {func}() into {pop.name}", wnode, weight)
+        return Background(pop.name, func, rate, weight, index, self.loc(stmt))
 
 
 def _fmt(value: float) -> str:

@@ -213,8 +213,9 @@ class Population:
 
 @dataclass(frozen=True)
 class Connectivity:
-    kind: str  # "all_to_all" | "one_to_one" | "fixed_probability" | "fixed_indegree" | "explicit"
-    args: tuple[tuple[str, float], ...]  # p, k
+    kind: str  # "all_to_all" | "one_to_one" | "fixed_probability" | "fixed_indegree" | "fixed_total_number"
+    #            | "explicit"
+    args: tuple[tuple[str, float], ...]  # p, k, n
     autapses: bool
     loc: Location
 
@@ -271,6 +272,21 @@ class Drive:
 
 
 @dataclass(frozen=True)
+class Background:
+    """An in-kernel source of ``population``: every neuron receives, in every step, Poisson(rate·dt)
+    events of ``weight`` (grid timing, additive effects), drawn from a counter-based generator
+    keyed by (seed, population, source index, neuron, step); ``index`` numbers the sources of
+    the network in order."""
+
+    population: str
+    kind: str  # "poisson"
+    rate: float  # 1/ms
+    weight: float  # in the dimension of the target kind's event weight
+    index: int
+    loc: Location
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     dt: float
@@ -282,6 +298,8 @@ class Network:
     records: tuple[Record, ...]
     drives: tuple[Drive, ...]
     loc: Location
+    # Left out of repr (so the hashes of models without sources stay as they were); Model.hash adds it.
+    backgrounds: tuple[Background, ...] = field(default=(), repr=False)
 
     def population(self, name: str) -> Population:
         return next(p for p in self.populations if p.name == name)
@@ -308,5 +326,8 @@ class Model:
     @property
     def hash(self) -> str:
         """A stable content hash: the build-cache key of the later stages."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()
+        text = repr(self)
+        if self.network is not None and self.network.backgrounds:
+            text += repr(self.network.backgrounds)
+        return hashlib.sha256(text.encode()).hexdigest()
 

@@ -120,6 +120,10 @@ def network(net: Network, model: Model) -> list[str]:
     for d in net.drives:
         lines.append(f"  drive {d.population}.{d.parameter} = {number(d.value)} from {number(d.start)} ms "
                      f"to {number(d.stop)} ms")
+    for bg in net.backgrounds:
+        weight_dim = model.neuron(net.population(bg.population).kind).on_event.weight_dim
+        lines.append(f"  background {bg.population} {bg.kind}(rate = {number(bg.rate)} 1/ms, weight = "
+                     f"{number(bg.weight, weight_dim)})  [{bg.loc}]")
     return lines
 
 

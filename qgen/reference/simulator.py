@@ -34,6 +34,7 @@ from qgen.reference.adjoint import BackwardSweep, ForwardTape, Gradients, check_
 from qgen.reference.crossing import CrossingSearch
 from qgen.reference.queues import Event, Queue, make_queue
 from qgen.runtime.inputs import Inputs, check_inputs
+from qgen.runtime import background
 from qgen.runtime.network import NetworkData, PopulationData, ProjectionData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
 from qgen.runtime.schedule import grid_index, grid_steps
@@ -105,6 +106,11 @@ class ReferenceSimulator:
             self._outgoing[proj.spec.pre].append((order, proj, starts))
         self._proj_order = {name: i for i, name in enumerate(data.projections)}
         self._steps_of = {name: grid_steps(p.delay, self.dt) for name, p in data.projections.items()}
+        # background sources per population: (key, Poisson CDF table, weight), in source order
+        self._backgrounds: dict[str, list[tuple[int, np.ndarray, float]]] = defaultdict(list)
+        for bg in data.network.backgrounds:
+            self._backgrounds[bg.population].append((background.key(data.seed, bg),
+                                                     background.cdf_table(bg.rate * self.dt), bg.weight))
 
     # ------------------------------------------------------------ running
 
@@ -430,10 +436,13 @@ class ReferenceSimulator:
             x[:, :-1] = _rk4(dyn, x[:, :-1], refractory, self.dt)
         state.refractory_steps[refractory] -= 1
         num = dyn.numeric
-        if events and dyn.analysis.additive_event:
+        sources = self._backgrounds.get(state.data.name)
+        if (events or sources) and dyn.analysis.additive_event:
             total = np.zeros(len(x))
             for target, items in events.items():
                 total[target] = math.fsum(w for *_, w in items)
+            if sources:  # the background sources' events of this step, after the queued ones
+                total += background.inputs(sources, n, len(x))
             x[:, :-1] += np.where(refractory[:, None], dyn.event_vector_ref, dyn.event_vector) * total[:, None]
         else:
             for target, items in events.items():

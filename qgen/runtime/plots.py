@@ -29,7 +29,9 @@ def plot_run(result: Result, path: str | Path, trial: int = 0, title: str = "") 
             ax.scatter(times, ids + offset, s=1.5, marker=".", linewidths=0, label=name)
             neurons = record.times.shape[1]
             ax.axhline(offset - 0.5, color="0.85", linewidth=0.5)
-            ax.text(1.005, (offset + neurons / 2), name, transform=ax.get_yaxis_transform(), va="center")
+            rate = len(times) / max(neurons, 1) / (result.duration / 1000)  # the population's mean rate
+            ax.text(1.005, (offset + neurons / 2), f"{name}\n{rate:.3g} Hz", transform=ax.get_yaxis_transform(),
+                    va="center", fontsize=8)
             offset += neurons
         ax.set_ylim(-0.5, offset - 0.5)
         ax.set_ylabel("neuron")
