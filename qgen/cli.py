@@ -93,24 +93,43 @@ build_dir_option = click.option("--build-dir", "out_dir", type=click.Path(file_o
 
 @main.command()
 @model_argument
-@click.option("--target", type=click.Choice(["c"]), default="c", show_default=True, help="What to generate.")
+@click.option("--target", type=click.Choice(["c", "cuda", "jax"]), default="c", show_default=True,
+              help="What to generate.")
 @out_option
 @precision_option
 @set_option
-def build(model: Path, target: str, out_dir: Path, float32: bool, overrides: tuple[str, ...]) -> None:
+@click.option("--export", "export", type=click.Choice(["stablehlo"]),
+              help="With --target jax: also serialize the forward function and its VJP (jax.export).")
+@click.option("--duration", default="100ms", show_default=True, help="With --export: the simulated time.")
+@click.option("--batch", default=1, show_default=True, help="With --export: trials per call.")
+@click.option("--input-spikes", default=64, show_default=True, help="With --export: input spikes per trial and population.")
+def build(model: Path, target: str, out_dir: Path, float32: bool, overrides: tuple[str, ...], export: str | None,
+          duration: str, batch: int, input_spikes: int) -> None:
     """Generate and compile MODEL (nothing is redone when the model and qgen are unchanged)."""
     import qgen
 
     loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
-                       overrides=parse_overrides(overrides), out=out_dir)
+                       overrides=parse_overrides(overrides), out=out_dir, runtime=False)
     folder = loaded.build.folder
-    click.echo(f"{loaded.name}: {target} build in {folder}/ (model.c, model.h, manifest.json)")
+    files = {"jax": "model.py, manifest.json", "cuda": "model.cu, model.cubin, manifest.json"}.get(
+        target, "model.c, model.h, manifest.json")
+    click.echo(f"{loaded.name}: {target} build in {folder}/ ({files})")
+    if export:
+        if target != "jax":
+            raise QgenError(Code.BAD_OPTION, "--export stablehlo needs --target jax")
+        from qgen.targets.jax import export_stablehlo
+
+        loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
+                           overrides=parse_overrides(overrides), out=out_dir)
+        written = export_stablehlo(loaded.simulator(batch=batch), parse_duration(duration), folder,
+                                   input_spikes=input_spikes)
+        click.echo(f"{loaded.name}: StableHLO in {folder}/ ({', '.join(p.name for p in written)})")
 
 
 @main.command()
 @model_argument
 @click.option("--ir", "show_ir", is_flag=True, help="Print the intermediate representation.")
-@click.option("--target", type=click.Choice(["c"]), help="Print the generated code of this target.")
+@click.option("--target", type=click.Choice(["c", "cuda", "jax"]), help="Print the generated code of this target.")
 @click.option("--kernel", type=click.Choice(["forward"]), default="forward", show_default=True,
               help="Which kernel to print (with --target).")
 @out_option
@@ -126,8 +145,9 @@ def show(model: Path, show_ir: bool, target: str | None, kernel: str, out_dir: P
         import qgen
 
         loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
-                           overrides=parse_overrides(overrides), out=out_dir)
-        click.echo((loaded.build.folder / "model.c").read_text(), nl=False)
+                           overrides=parse_overrides(overrides), out=out_dir, runtime=False)
+        source = {"jax": "model.py", "cuda": "model.cu"}.get(target, "model.c")
+        click.echo((loaded.build.folder / source).read_text(), nl=False)
         return
     if not show_ir:
         raise QgenError(Code.BAD_OPTION, "say what to show", hint="qgen show MODEL --ir, or --target c")
@@ -143,8 +163,9 @@ def show(model: Path, show_ir: bool, target: str | None, kernel: str, out_dir: P
 
 @main.command()
 @model_argument
-@click.option("--target", type=click.Choice(["c", "reference"]), default="c", show_default=True,
-              help="Where to simulate: the generated C kernels, or the NumPy reference simulator.")
+@click.option("--target", type=click.Choice(["c", "cuda", "jax", "reference"]), default="c", show_default=True,
+              help="Where to simulate: the generated C kernels, the generated CUDA kernels (an NVIDIA GPU), "
+                   "the generated JAX module, or the NumPy reference simulator.")
 @click.option("--duration", default="200ms", show_default=True, help="Simulated time, e.g. 500ms or 1s.")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Input spikes: an .npz with <population>.times, .ids and optionally .trials.")

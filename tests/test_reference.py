@@ -229,6 +229,26 @@ network S {
     np.testing.assert_allclose(deliveries(result), [1.8, 3.2])
 
 
+def test_explicit_connectivity_must_be_sorted_by_pre(write_model):
+    text = LIF + """
+network S {
+    dt = 0.1 ms
+    population inp = input(3)
+    population out = LIF(2)
+    connect inp -> out explicit { weight = 0.1; delay = 1 ms }
+}
+"""
+    from qgen.frontend import load_model
+    from qgen.runtime.network import instantiate
+
+    model = load_model(write_model(text))
+    with pytest.raises(QgenError) as err:
+        instantiate(model, connectivity={"inp->out": (np.array([2, 0, 1]), np.array([0, 1, 1]))})
+    assert "sorted" in str(err.value) and "lexsort" in err.value.hint
+    data = instantiate(model, connectivity={"inp->out": (np.array([0, 1, 2]), np.array([1, 1, 0]))})
+    np.testing.assert_array_equal(data.projections["inp->out"].post, [1, 1, 0])
+
+
 def test_ring_drops_when_a_slot_is_full(build):
     data = build(single(queue="ring(capacity = 2)", delay="2 ms", weight="0.1"))
     spikes = (np.array([0.01, 0.02, 0.03, 0.55]), np.array([0, 1, 2, 0]))

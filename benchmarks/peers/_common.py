@@ -95,8 +95,8 @@ def _tree_rss_bytes(pid: int) -> int:
 
 def run_in_subprocess(module: str, params: dict, *, python: str | os.PathLike | None = None,
                       timeout_s: float = 3600.0, mem_cap_gb: float | None = None,
-                      env: dict | None = None) -> dict:
-    """Run ``benchmarks.peers.<module>.worker(**params)`` in a fresh Python process.
+                      env: dict | None = None, package: str = "benchmarks.peers") -> dict:
+    """Run ``<package>.<module>.worker(**params)`` in a fresh Python process.
 
     Returns the worker's result dict, or ``{"status": "..."}`` when the process fails, runs past
     ``timeout_s``, or its process tree exceeds ``mem_cap_gb`` of resident memory (it is killed
@@ -112,7 +112,7 @@ def run_in_subprocess(module: str, params: dict, *, python: str | os.PathLike | 
     run_env.setdefault("PYTHONUNBUFFERED", "1")
     if env:
         run_env.update(env)
-    cmd = [python, "-m", f"benchmarks.peers.{module}", "--worker", json.dumps(params)]
+    cmd = [python, "-m", f"{package}.{module}", "--worker", json.dumps(params)]
     with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=run_env, stdout=out, stderr=err,

@@ -25,6 +25,9 @@ from qgen.codegen.names import c_identifier
 from qgen.ir.nodes import Model, Population, Projection
 
 
+FIFO_BUCKETS = 1024  # steps of the fifo queues' calendar (a power of 2): longer delays wrap around it
+
+
 @dataclass
 class CPopulation:
     spec: Population
@@ -35,6 +38,7 @@ class CPopulation:
     traced: list[tuple[int, str]] = field(default_factory=list)  # (state index, variable)
     incoming: list["CProjection"] = field(default_factory=list)
     outgoing: list["CProjection"] = field(default_factory=list)
+    backgrounds: list = field(default_factory=list)  # (Background, its Poisson CDF table as floats)
 
     @property
     def size(self) -> int:
@@ -88,6 +92,10 @@ def plan(model: Model, precision: str) -> tuple[list[CPopulation], list[CProject
             pop.recorded_spikes = True
         else:
             pop.traced.append((model.neuron(pop.spec.kind).state_names.index(record.variable), record.variable))
+    for bg in net.backgrounds:  # in-kernel sources (templates/c/background.c.j2)
+        from qgen.runtime.background import cdf_table
+
+        by_name[bg.population].backgrounds.append((bg, [float(v) for v in cdf_table(bg.rate * net.dt)]))
     projections = []
     for j, proj in enumerate(net.projections):
         pre, post = by_name[proj.pre], by_name[proj.post]
@@ -104,6 +112,14 @@ def plan(model: Model, precision: str) -> tuple[list[CPopulation], list[CProject
     for pop in pops:
         if pop.spec.kind is not None:
             pop.kind = kinds[pop.spec.kind]
+            if pop.backgrounds and pop.kind.event_driven:
+                from qgen.errors import Code, QgenError
+
+                bg = pop.backgrounds[0][0]
+                raise QgenError(Code.UNSUPPORTED, f"{bg.loc}: background sources into {pop.spec.kind}, a kind "
+                                "without dynamics or threshold, are not supported on target c",
+                                hint="give the kind an equation or a threshold, or feed it through an input "
+                                     "population")
     return pops, projections, kinds
 
 
@@ -145,6 +161,10 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
             fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
                           if exact else
                           Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
+        if pop.backgrounds:
+            fields += [Field(f"{p}_bg_key", "int64_t", (len(pop.backgrounds),), "keys of the background sources "
+                             "(from the seed)", "network"),
+                       Field(f"{p}_bg_input", "real", ("B", pop.size), "background input of the step")]
         if any(proj.summing for proj in pop.incoming):
             fields.append(Field(f"{p}_ring_sum", "real", ("B", f"R{i}", pop.size),
                                 "summed weights per slot, shared by every summing projection into it"))
@@ -175,16 +195,30 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                            Field(f"{q}_ring_syn", "int32_t", ("B", f"D{j}", n_post, K), "event synapses"),
                            Field(f"{q}_ring_count", "int32_t", ("B", f"D{j}", n_post), "events per slot")]
         elif proj.queue == "fifo":
+            # one line per synapse, in incoming order, so that a target's lines are contiguous; a calendar of
+            # FIFO_BUCKETS steps files each non-empty line under the step its oldest event is due
             fields += [Field(f"{q}_in_syn", "int32_t", (f"S{j}",), "synapses ordered by (post, synapse)", "network"),
                        Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target",
                              "network"),
-                       Field(f"{q}_fifo_key", "double", ("B", f"S{j}", K), "event keys per synapse"),
+                       Field(f"{q}_in_pos", "int32_t", (f"S{j}",), "each synapse's line: its place in in_syn "
+                             "(qgen_prepare)"),
+                       Field(f"{q}_fifo_key", "double", ("B", f"S{j}", K), "event keys per line"),
                        Field(f"{q}_fifo_head", "int32_t", ("B", f"S{j}"), "oldest event"),
-                       Field(f"{q}_fifo_size", "int32_t", ("B", f"S{j}"), "events in flight")]
+                       Field(f"{q}_fifo_size", "int32_t", ("B", f"S{j}"), "events in flight"),
+                       Field(f"{q}_fifo_due", "int64_t", ("B", f"S{j}"), "step the oldest event is due"),
+                       Field(f"{q}_fifo_link", "int32_t", ("B", f"S{j}"), "next line + 1 in the same calendar "
+                             "bucket or due list (0: the last)"),
+                       Field(f"{q}_calendar", "int32_t", ("B", FIFO_BUCKETS), "first line + 1 filed under each "
+                             "step modulo the buckets (0: none)"),
+                       Field(f"{q}_due_lines", "int32_t", ("B", n_post), "first line + 1 of each target's list "
+                             "of lines due in this step (0: none)")]
         else:
             fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target"),
                        Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses"),
                        Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued")]
+        if proj.queue in ("heap", "sorted"):  # what makes finding the due targets cheap
+            fields.append(Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "
+                                "target (INT64_MAX: none queued; 0: not looked at yet)"))
     return fields
 
 
@@ -201,19 +235,28 @@ def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[tup
 
 
 def generate(model: Model, precision: str, version: str) -> GeneratedC:
+    from qgen.codegen.adjoint_c import adjoint_functions, gradient_plan, gradient_unsupported
+
     pops, projections, kinds = plan(model, precision)
-    fields = layout(model, pops, projections)
-    scalar_fields = scalars(pops, projections)
+    grad = gradient_plan(model, precision, pops, projections)  # the C backward pass (templates/c/adjoint.c.j2)
+    fields = layout(model, pops, projections) + (grad.fields if grad else [])
+    scalar_fields = scalars(pops, projections) + (grad.scalars if grad else [])
     env = _environment()
     real = "double" if precision == "float64" else "float"
     struct = env.get_template("state.h.j2").render(fields=fields, scalars=scalar_fields, real=real)
     source = env.get_template("model.c.j2").render(
         model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
         version=version, struct=struct, kinds=list(kinds.values()), populations=pops, projections=projections,
+        buckets=FIFO_BUCKETS, uses_backgrounds=bool(model.network.backgrounds),
         uses_events=any(not p.summing for p in projections),
-        uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing))
+        uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing),
+        grad=grad is not None,
+        adjoints=[adjoint_functions(k.analysis, precision) for k in kinds.values()] if grad else [])
     cdef = struct + "\nint qgen_prepare(qgen_state *s);\nint qgen_run(qgen_state *s, int64_t steps, qgen_error *errors);\n"
-    return GeneratedC(source, cdef, tuple(fields), tuple(scalar_fields), summary(pops, projections))
+    cdef += grad.cdef if grad else ""
+    plan_summary = summary(pops, projections)
+    plan_summary["gradients"] = gradient_unsupported(model, pops, precision) or "c"
+    return GeneratedC(source, cdef, tuple(fields), tuple(scalar_fields), plan_summary)
 
 
 def summary(pops: list[CPopulation], projections: list[CProjection]) -> dict:
@@ -223,7 +266,8 @@ def summary(pops: list[CPopulation], projections: list[CProjection]) -> dict:
                          "kind": p.spec.kind, "state": list(p.kind.kind.state_names) if p.kind else [],
                          "parameters": list(p.kind.kind.parameter_names) if p.kind else [],
                          "spiking": bool(p.kind and p.kind.analysis.threshold is not None),
-                         "recorded_spikes": p.recorded_spikes, "traced": [list(t) for t in p.traced]}
+                         "recorded_spikes": p.recorded_spikes, "traced": [list(t) for t in p.traced],
+                         "backgrounds": [bg.index for bg, _ in p.backgrounds]}
                         for p in pops],
         "projections": [{"name": j.spec.name, "prefix": j.prefix, "index": j.index, "pre": j.pre.spec.name,
                          "post": j.post.spec.name, "queue": j.queue, "capacity": j.capacity, "summing": j.summing}

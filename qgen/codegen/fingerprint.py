@@ -9,15 +9,18 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-TEMPLATES = Path(str(resources.files("qgen.templates"))) / "c"
-_GENERATORS = ("c.py", "kinds.py", "layout.py", "names.py", "printer.py")
+TEMPLATE_ROOT = Path(str(resources.files("qgen.templates")))
+TEMPLATES = TEMPLATE_ROOT / "c"
+_GENERATORS = ("c.py", "kinds.py", "layout.py", "names.py", "printer.py", "adjoint_c.py")
+_JAX_GENERATORS = ("jax.py", "adjoint_jax.py", "names.py")
 
 
-def template_hash() -> str:
-    """Changes whenever a C template or the generator changes: part of the build-cache key."""
+def template_hash(target: str = "c") -> str:
+    """Changes whenever a template or the generator of ``target`` changes: part of the build-cache key."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for path in sorted([*TEMPLATES.glob("*.j2"), *(here / name for name in _GENERATORS)]):
+    templates, generators = (TEMPLATES, _GENERATORS) if target == "c" else (TEMPLATE_ROOT / target, _JAX_GENERATORS)
+    for path in sorted([*templates.glob("*.j2"), *(here / name for name in generators)]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -33,6 +33,12 @@ class KindCode:
     def n(self) -> int:
         return len(self.kind.state)
 
+    @property
+    def event_driven(self) -> bool:
+        """No dynamics (dx/dt = 0) and no threshold: the state changes only where events arrive."""
+        a = self.analysis
+        return a.linear and a.threshold is None and a.A.is_zero_matrix and a.b.is_zero_matrix
+
 
 # The functions a kind can have; kind_code emits those a network uses.
 FUNCTIONS = frozenset({"propagator", "system", "rhs", "threshold", "threshold_vector", "reset", "event",
@@ -53,7 +59,8 @@ def kind_code(analysis: NeuronAnalysis, precision: str, needs: frozenset[str] = 
 
     offsets, size = {}, 0
     for key, length in (("P", n * (n + 1)), ("PREF", n * (n + 1)), ("C", n + 1), ("CA", n + 1),
-                        ("NORM_CA2", 1), ("NORM_A", 1), ("TREF", 1), ("REFSTEPS", 1), ("U", n), ("UREF", n)):
+                        ("NORM_CA2", 1), ("NORM_A", 1), ("NORM_C", 1),
+                        ("NORM_CA", 1), ("GROWTH", 1), ("TREF", 1), ("REFSTEPS", 1), ("U", n), ("UREF", n)):
         offsets[key] = size
         size += length
 

@@ -2,8 +2,9 @@
 
 ``fn, params = model.as_jax(duration=40.0)`` gives ``fn(params, inputs) -> observables``. The
 forward and backward passes run on the host (``jax.pure_callback``) with the simulator's own
-kernels; ``jax.custom_vjp`` connects the backward to ``Simulation.backward``, so JAX never
-differentiates the simulation itself and memory stays O(spikes). Any optax loop works on top.
+kernels; ``jax.custom_vjp`` connects the backward to ``Simulation.backward`` (the C target's adjoint
+kernels, or the reference's), so JAX never differentiates the simulation itself and memory stays
+O(spikes). Any optax loop works on top.
 
 - ``params``: the trainable quantities, named as in ``Gradients.flat()``: ``proj.weight`` (S,),
   ``proj.delay`` (S,), ``pop.param`` (), ``pop.var.initial`` (N,).
@@ -45,6 +46,8 @@ class Bridge:
         if not hasattr(sim, "backward"):
             raise QgenError(Code.UNSUPPORTED, "this target has no backward pass yet",
                             hint="use qgen.load(path, target='reference') for gradients")
+        if hasattr(sim, "_check_differentiable"):  # the C target: a build without the backward pass says why now
+            sim._check_differentiable()
         self.sim, self.duration = sim, float(duration)
         self.steps = int(np.ceil(duration / sim.dt - 1e-9))
         available = self._available()
@@ -99,10 +102,15 @@ class Bridge:
             owner, _, what = key.partition(".")
             if owner in data.projections:
                 getattr(data.projections[owner], what)[...] = value
+                bound = getattr(self.sim, what + "s", None)  # the C target's arrays (copies where dtypes differ)
+                if bound is not None and bound[owner] is not getattr(data.projections[owner], what):
+                    bound[owner][...] = value
             elif what.endswith(".initial"):
                 data.populations[owner].initial[what.removesuffix(".initial")][...] = value
             else:
                 data.populations[owner].params[what] = float(value)
+                if isinstance(getattr(self.sim, "parameters", None), dict):  # the C target reads its own array
+                    self.sim.parameters[owner][what][...] = float(value)
         if len(getattr(self.sim, "_dynamics", ())) > 64:  # the reference caches per parameter set
             self.sim._dynamics.clear()
             self.sim._adjoints.clear()

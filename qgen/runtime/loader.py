@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 from qgen.errors import Code, QgenError
 from qgen.ir.nodes import Model
 
-TARGETS = ("c", "reference")
+TARGETS = ("c", "cuda", "jax", "reference")
 
 
 class CompiledModel:
@@ -26,11 +26,24 @@ class CompiledModel:
         return self.model.name
 
     def simulator(self, batch: int = 1, *, seed: int | None = None, connectivity=None, strict: bool = False,
-                  spike_capacity: int | None = None):
-        """A simulation of one network instance (drawn from ``seed``) for ``batch`` trials at once."""
+                  spike_capacity: int | None = None, **options):
+        """A simulation of one network instance (drawn from ``seed``) for ``batch`` trials at once.
+
+        ``options``: target-specific (jax: ``event_capacity``, ``spikes_per_step``; cuda: ``spikes_per_step``)."""
         from qgen.runtime.network import instantiate
 
         data = instantiate(self.model, seed, connectivity)
+        if self.target == "cuda":
+            from qgen.targets.cuda import simulation
+
+            return simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
+        if self.target == "jax":
+            from qgen.targets.jax import JaxSimulation
+
+            return JaxSimulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity,
+                                 **options)
+        if options:
+            raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(options)}")
         if self.target == "reference":
             from qgen.reference import ReferenceSimulator
 
@@ -45,6 +58,8 @@ class CompiledModel:
 
         See :mod:`qgen.runtime.jax_bridge`; ``options`` go to :meth:`simulator`.
         """
+        if self.target == "jax":  # native: the generated adjoint, no host callback
+            return self.simulator(batch, seed=seed, **options).as_jax(duration, observables)
         from qgen.runtime.jax_bridge import as_jax
 
         return as_jax(self.simulator(batch, seed=seed, **options), duration, observables)
@@ -52,8 +67,10 @@ class CompiledModel:
 
 def load(path: str | Path, target: str = "c", *, precision: str = "float64",
          overrides: Mapping[str, str] | None = None, out: str | Path = "generated",
-         force: bool = False) -> CompiledModel:
-    """Parse, check and build ``path`` for ``target`` (cached), ready for ``.simulator()``."""
+         force: bool = False, runtime: bool = True) -> CompiledModel:
+    """Parse, check and build ``path`` for ``target`` (cached), ready for ``.simulator()``.
+
+    ``runtime=False``: build only (the cuda target then needs nvcc, but neither pycuda nor a GPU)."""
     from qgen.frontend import load_model
 
     if target not in TARGETS:
@@ -68,12 +85,24 @@ def load(path: str | Path, target: str = "c", *, precision: str = "float64",
 
         check_model(model, sources)
         return CompiledModel(model, target)
-    from qgen.targets import c
+    if target in ("jax", "cuda") and model.network.backgrounds:  # in-kernel sources: reference and c only
+        bg = model.network.backgrounds[0]
+        raise QgenError(Code.UNSUPPORTED, f"{bg.loc}: background sources are not supported on target {target}",
+                        hint="run this model on the c or reference target")
+    if target == "jax":
+        from qgen.targets import jax as builder
+    elif target == "cuda":
+        from qgen.targets import cuda as builder
 
-    cached = None if force else c.load_cached(model, precision, out)
+        if runtime:
+            builder.check_runtime()  # before building: one sentence on what is missing (pycuda, a GPU)
+    else:
+        from qgen.targets import c as builder
+
+    cached = None if force else builder.load_cached(model, precision, out)
     if cached is not None:
         return CompiledModel(model, target, cached)
     from qgen.analysis import check_model
 
     check_model(model, sources)
-    return CompiledModel(model, target, c.build(model, precision, out, force=force))
+    return CompiledModel(model, target, builder.build(model, precision, out, force=force))

@@ -38,8 +38,8 @@ class PopulationData:
 @dataclass
 class ProjectionData:
     spec: Projection
-    pre: np.ndarray  # (S,) int64 presynaptic index, synapses sorted by (pre, post)
-    post: np.ndarray  # (S,) int64 postsynaptic index
+    pre: np.ndarray  # (S,) int64 presynaptic index, synapses sorted by (pre, post); int32 and sorted by pre
+    post: np.ndarray  # (S,) int64 postsynaptic index                   only for fixed_total_number (compact)
     weight: np.ndarray  # (S,) float64
     delay: np.ndarray  # (S,) float64, ms
 
@@ -134,6 +134,8 @@ def _connect(proj: Projection, data: NetworkData, seed: int,
     if rule.kind == "one_to_one":
         idx = np.arange(n_pre)
         return idx, idx.copy()
+    if rule.kind == "fixed_total_number":
+        return _fixed_total_number(int(rule.arg("n")), n_pre, n_post, same and not rule.autapses, gen)
     if rule.kind == "all_to_all":
         pre, post = np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
     elif rule.kind == "fixed_probability":
@@ -166,6 +168,24 @@ def _connect(proj: Projection, data: NetworkData, seed: int,
     return pre[order].astype(np.int64), post[order].astype(np.int64)
 
 
+def _fixed_total_number(n: int, n_pre: int, n_post: int, no_autapses: bool,
+                        gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n synapses whose (pre, post) are uniform and independent, multapses allowed (NEST's
+    fixed_total_number). The counts per presynaptic neuron come from one multinomial draw, so the
+    synapses are born ordered by pre and nothing is sorted; within a pre, posts are in draw order.
+    Indices are int32, the compact form the C target binds without a copy."""
+    index = np.int32 if max(n_pre, n_post) < 2 ** 31 - 1 else np.int64
+    per_pre = gen.multinomial(n, np.full(n_pre, 1.0 / n_pre)) if n else np.zeros(n_pre, dtype=np.int64)
+    pre = np.repeat(np.arange(n_pre, dtype=index), per_pre)
+    post = gen.integers(0, n_post, n, dtype=index)
+    if no_autapses:  # redraw the targets of self-connections
+        bad = np.nonzero(post == pre)[0]
+        while len(bad):
+            post[bad] = gen.integers(0, n_post, len(bad), dtype=index)
+            bad = bad[post[bad] == pre[bad]]
+    return pre, post
+
+
 def _explicit(proj: Projection, given, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
     if given is None:
         raise QgenError(Code.BAD_INPUT, f"projection {proj.name} is explicit but no connectivity was given",
@@ -178,4 +198,10 @@ def _explicit(proj: Projection, given, n_pre: int, n_post: int) -> tuple[np.ndar
     if len(pre) and (pre.min() < 0 or pre.max() >= n_pre or post.min() < 0 or post.max() >= n_post):
         raise QgenError(Code.BAD_INPUT, f"connectivity of {proj.name}: an index is out of range "
                         f"(pre < {n_pre}, post < {n_post})")
+    if len(pre) > 1 and np.any(np.diff(pre) < 0):
+        # Outgoing synapses are found by bisection on pre in every target, and weights and delays
+        # set later are in the given order: reordering silently would pair them with other synapses.
+        raise QgenError(Code.BAD_INPUT, f"connectivity of {proj.name}: pre must be sorted (non-decreasing)",
+                        hint="sort both arrays first, e.g. order = np.lexsort((post, pre)); pre, post = pre[order], "
+                             "post[order]")
     return pre.astype(np.int64), post.astype(np.int64)

@@ -17,7 +17,7 @@ import numpy as np
 
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.codegen.names import c_identifier
-from qgen.runtime.inputs import Inputs, check_inputs
+from qgen.runtime.inputs import Inputs, check_inputs, lexsort_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
 from qgen.runtime.schedule import grid_index
@@ -77,6 +77,9 @@ class Simulation:
         records = {r.population: r.capacity for r in data.network.records if r.variable == "spikes"}
         self._capacity = {name: records.get(name) or spike_capacity or DEFAULT_SPIKE_CAPACITY
                           for name in records}
+        self.spike_capacity = spike_capacity
+        self._last: tuple[Result, int] | None = None  # the last run(..., grad=True), for backward()
+        self._runs: list[tuple[int, int, dict[str, tuple[np.ndarray, np.ndarray]]]] = []
         self._bind_network()
         self.weights = BoundArrays({name: self._arrays[f"{p['prefix']}_weight"] for name, p in self._projs.items()},
                                    "weights of projection")
@@ -104,6 +107,12 @@ class Simulation:
             data = self.data.populations[name]
             self._bind(f"{pop['prefix']}_params", [data.params[k] for k in pop["parameters"]])
             self._bind(f"{pop['prefix']}_derived", np.zeros(self._fields[f"{pop['prefix']}_derived"].shape[0]))
+            if pop.get("backgrounds"):  # keys of the in-kernel background sources (qgen.runtime.background)
+                from qgen.runtime.background import key
+
+                sources = {bg.index: bg for bg in self.data.network.backgrounds}
+                keys = np.array([key(self.data.seed, sources[g]) for g in pop["backgrounds"]], dtype=np.uint64)
+                self._bind(f"{pop['prefix']}_bg_key", keys.view(np.int64))
         for name, proj in self._projs.items():
             data, q = self.data.projections[name], proj["prefix"]
             n_pre = self._pops[proj["pre"]]["size"]
@@ -120,7 +129,8 @@ class Simulation:
                 self._bind(f"{q}_in_start", np.searchsorted(data.post[order], np.arange(self._pops[proj["post"]]["size"] + 1)))
             setattr(self._state, f"S{proj['index']}", data.size)
 
-    def _bind_run(self, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, int]:
+    def _bind_run(self, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                  grad: bool = False) -> dict[str, int]:
         """Fresh per-run arrays: state, clamps, records, traces, inputs and empty queues."""
         B, s = self.batch, self._state
         sizes = {"B": B, "T": steps, "B+1": B + 1}
@@ -140,6 +150,7 @@ class Simulation:
                 setattr(s, f"C{pop['index']}", self._capacity[name])
             if pop["kind"] is None:
                 sizes[f"I{pop['index']}"] = self._bind_inputs(pop, inputs.get(name), steps)
+        self._tape_sizes(sizes, steps, grad)
         for field in self._fields.values():
             if field.lifetime == "run":
                 self._bind(field.name, np.zeros(tuple(sizes[d] if isinstance(d, str) else d for d in field.shape)))
@@ -167,7 +178,7 @@ class Simulation:
                 index = grid_index(t, self.dt)
                 step, emitted = index - 1, index * self.dt
             keep = step < steps
-            order = np.lexsort((i[keep], emitted[keep], step[keep]))
+            order = lexsort_order((i[keep], emitted[keep], step[keep]))
             times.append(emitted[keep][order])
             ids.append(i[keep][order])
             push.append(step[keep][order])
@@ -182,24 +193,40 @@ class Simulation:
     # ------------------------------------------------------------ running
 
     def run(self, inputs: Inputs | None = None, duration: float = 100.0,
-            progress: Callable[[int, int], None] | None = None) -> Result:
-        """Simulate ``duration`` ms of every trial from the initial state."""
+            progress: Callable[[int, int], None] | None = None, *, grad: bool = False) -> Result:
+        """Simulate ``duration`` ms of every trial from the initial state.
+
+        ``grad``: keep the spike record that :meth:`backward` needs (exact timing, linear kinds with
+        additive events, a float64 build).
+        """
         if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
             raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
+        if grad:
+            self._check_differentiable()
+        self._last = None
         steps = int(math.ceil(duration / self.dt - 1e-9))
         self._check_network()
         checked = check_inputs(inputs, self.data, self.batch)
-        self._bind_run(steps, checked)
+        self._bind_run(steps, checked, grad)
         base = {name: self._arrays[f"{p['prefix']}_params"].copy() for name, p in self._pops.items() if p["kind"]}
+        self._runs = []
         try:
             for start, stop in self._segments(steps):
                 self._apply_drives(base, start)
                 self._call(self.build.lib.qgen_prepare(self._state), None)
+                if grad:  # the parameters of each run of steps, for the backward pass
+                    self._runs.append((start, stop, {name: (self._arrays[f"{p['prefix']}_params"].copy(),
+                                                            self._arrays[f"{p['prefix']}_derived"].copy())
+                                                     for name, p in self._pops.items() if p["kind"]}))
                 self._run_steps(stop - start, start, steps, progress)
         finally:
             for name, values in base.items():
                 self._arrays[f"{self._pops[name]['prefix']}_params"][...] = values
-        return self._result(duration, steps)
+        result = self._result(duration, steps)
+        if grad:
+            self._check_tape(result)
+            self._last = (result, steps)
+        return result
 
     def _run_steps(self, count: int, done: int, total: int, progress) -> None:
         errors = self.build.ffi.new("qgen_error[]", self.batch)
@@ -288,3 +315,158 @@ class Simulation:
                 result.final_state[name] = self._arrays[f"{pop['prefix']}_x"].astype(np.float64)
         return result
 
+
+    # ------------------------------------------------------------ gradients (templates/c/adjoint.c.j2)
+
+    DROP_LOG = 4096  # dropped events remembered per projection and trial in a run with grad=True
+
+    @property
+    def _differentiable(self) -> bool:
+        return self._plan.get("gradients") == "c"
+
+    def _need_states(self) -> bool:
+        """Parameter gradients need the state along the way: checkpoints and a replay of each segment."""
+        for pop in self.data.populations.values():
+            if pop.kind is not None and set(pop.spec.trainable) & set(pop.kind.parameter_names):
+                return True
+        return False
+
+    def _tape_sizes(self, sizes: dict[str, int], steps: int, grad: bool) -> None:
+        """Sizes and settings of the gradient tape: empty unless ``grad``."""
+        if not self._differentiable:
+            return
+        s = self._state
+        every = max(1, int(round(math.sqrt(steps)))) if grad and self._need_states() else 0
+        sizes["NK"] = -(-steps // every) if every else 0
+        s.grad, s.ckpt_every, s.NK, s.need_states = int(grad), every, sizes["NK"], int(every > 0)
+        for name, pop in self._pops.items():
+            if pop["spiking"]:
+                capacity = self._capacity.get(name) or self.spike_capacity or DEFAULT_SPIKE_CAPACITY
+                sizes[f"H{pop['index']}"] = capacity if grad else 0
+                setattr(s, f"H{pop['index']}", sizes[f"H{pop['index']}"])
+        for proj in self._projs.values():
+            sizes[f"L{proj['index']}"] = self.DROP_LOG if grad else 0
+            setattr(s, f"L{proj['index']}", sizes[f"L{proj['index']}"])
+
+    def _check_differentiable(self) -> None:
+        if self._differentiable:
+            return
+        reason = self._plan.get("gradients") or "this build has no backward pass (rebuild it with this qgen)"
+        hint = {True: "set 'timing = exact' in the network block"}.get("timing = exact" in reason,
+                                                                       "use qgen.load(path, target='reference') "
+                                                                       "for gradients of this model")
+        raise QgenError(Code.UNSUPPORTED, reason, hint=hint)
+
+    def _check_tape(self, result: Result) -> None:
+        for name, pop in self._pops.items():
+            if not pop["spiking"]:
+                continue
+            overflow = self._arrays[f"{pop['prefix']}_tape_overflow"]
+            if overflow.any():
+                capacity = self._arrays[f"{pop['prefix']}_tape_time"].shape[2]
+                hint = (f"raise it: 'record {name}.spikes(capacity = {2 * capacity})'" if pop["recorded_spikes"]
+                        else f"raise it: simulator(spike_capacity = {2 * capacity})")
+                raise SimulationError(Code.RECORD_OVERFLOW, f"{name}.spikes: {int(overflow.sum())} spikes did not fit "
+                                      f"the recording capacity {capacity}, so their gradients cannot be given",
+                                      hint=hint)
+        for name, proj in self._projs.items():
+            drops = result.drops[name]
+            if drops.max(initial=0) > self.DROP_LOG:
+                raise SimulationError(Code.QUEUE_OVERFLOW, f"projection {name}: {int(drops.max())} events were "
+                                      f"dropped in one trial, more than the {self.DROP_LOG} the gradient tape "
+                                      "remembers", hint=f"raise the capacity of the {proj['queue']} queue")
+
+    def backward(self, cotangents: Mapping[str, np.ndarray]):
+        """Gradients of every trainable quantity from cotangents of the last ``run(..., grad=True)``.
+
+        The same cotangents and result as ``ReferenceSimulator.backward``: ``pop.spikes`` (B, N,
+        capacity) dL/d(each recorded spike time), zero where there is none; ``pop.first_spike`` (B, N);
+        ``pop.spike_count`` (B, N), piecewise constant, adds nothing; ``pop.var`` (B, T, N) for a
+        recorded trace. Runs the C backward pass (templates/c/adjoint.c.j2), in memory O(spikes).
+        """
+        from qgen.reference.adjoint import _check_shape
+
+        if self._last is None:
+            raise QgenError(Code.BAD_OPTION, "backward() needs a forward pass that kept its record",
+                            hint="run the simulation with run(inputs, duration, grad=True) first")
+        result, steps = self._last
+        B, s = self.batch, self._state
+        sizes = {"B": B, "T": steps, "NSEG": len(self._runs), "NSEG+1": len(self._runs) + 1}
+        for name, pop in self._pops.items():
+            if pop["spiking"]:
+                sizes[f"H{pop['index']}"] = int(getattr(s, f"H{pop['index']}"))
+        for name, proj in self._projs.items():
+            sizes[f"S{proj['index']}"] = self.data.projections[name].size
+        for field in self._fields.values():
+            if field.lifetime == "backward":
+                self._bind(field.name, np.zeros(tuple(sizes[d] if isinstance(d, str) else d for d in field.shape)))
+        s.NSEG = len(self._runs)
+        self._arrays["seg_start"][:] = [start for start, _, _ in self._runs] + [steps]
+        for g, (_, _, values) in enumerate(self._runs):
+            for name, (params, derived) in values.items():
+                prefix = self._pops[name]["prefix"]
+                self._arrays[f"{prefix}_seg_params"][g, :len(params)] = params
+                self._arrays[f"{prefix}_seg_derived"][g] = derived
+        for key, value in cotangents.items():
+            pop, _, what = key.partition(".")
+            if pop not in self._pops or not what:
+                raise QgenError(Code.BAD_INPUT, f"cotangent {key!r}: no population {pop!r}",
+                                hint="cotangent names are pop.spikes, pop.first_spike, pop.spike_count or pop.var")
+            value = np.asarray(value, dtype=np.float64)
+            info = self._pops[pop]
+            if what in ("spikes", "first_spike", "spike_count"):
+                if pop not in result.spikes:
+                    raise QgenError(Code.BAD_INPUT, f"cotangent {key!r}: {pop}.spikes is not recorded",
+                                    hint=f"add 'record {pop}.spikes' to the network")
+                record = result.spikes[pop]
+                _check_shape(key, value, record.times.shape if what == "spikes" else record.counts.shape)
+                if what == "spike_count" or not info["spiking"]:
+                    continue
+                tape = self._arrays[f"{info['prefix']}_tape_dt"]
+                if what == "spikes":
+                    kept = np.arange(value.shape[2])[None, None, :] < record.counts[:, :, None]
+                    tape[:, :, :value.shape[2]] += np.where(kept, value, 0.0)
+                else:
+                    tape[:, :, 0] += np.where(record.counts > 0, value, 0.0)
+            elif key in result.traces:
+                _check_shape(key, value, result.traces[key].shape)
+                self._arrays[f"{info['prefix']}_cot_{c_identifier(what)}"][...] = value
+            else:
+                raise QgenError(Code.BAD_INPUT, f"cotangent {key!r}: {key} is neither a spike observable nor a "
+                                "recorded trace", hint=f"record it with 'record {key}'")
+        errors = self.build.ffi.new("qgen_error[]", B)
+        self._call(self.build.lib.qgen_backward(s, errors), errors)
+        return self._gradients()
+
+    def _gradients(self):
+        from qgen.reference.adjoint import Gradients
+
+        out = Gradients()
+        for name, proj in self._projs.items():
+            trainable = self.data.projections[name].spec.trainable
+            if "weight" in trainable:
+                out.weights[name] = self._arrays[f"{proj['prefix']}_wgrad"].sum(axis=0)
+            if "delay" in trainable:
+                out.delays[name] = self._arrays[f"{proj['prefix']}_dgrad"].sum(axis=0)
+        dt = self.dt
+        for name, pop in self._pops.items():
+            if pop["kind"] is None:
+                continue
+            spec, names = self.data.populations[name].spec, pop["parameters"]
+            per_run = self._arrays[f"{pop['prefix']}_pgrad"].sum(axis=0)  # (NSEG, parameters)
+            total = np.zeros(len(names))
+            for g, (start, _, _) in enumerate(self._runs):
+                driven = {d.parameter for d in self.data.network.drives if d.population == name
+                          and round(d.start / dt) <= start < round(d.stop / dt)}
+                total += [0.0 if p in driven else per_run[g, k] for k, p in enumerate(names)]
+            trainable = set(spec.trainable)
+            params = {p: float(total[k]) for k, p in enumerate(names) if p in trainable}
+            if params:
+                out.parameters[name] = params
+            kind = self.data.populations[name].kind
+            lam = self._arrays[f"{pop['prefix']}_lam"].sum(axis=0)
+            initial = {v: lam[:, k].copy() for k, v in enumerate(pop["state"])
+                       if v in trainable or kind.state[k].trainable}
+            if initial:
+                out.initial[name] = initial
+        return out

@@ -30,7 +30,7 @@ typedef struct {
     int64_t S3;
     real *pop0_E_x;  /* [B][800][2] state (V_m, I_syn) */
     real *pop0_E_params;  /* [8] parameters */
-    real *pop0_E_derived;  /* [26] computed from the parameters by qgen_prepare */
+    real *pop0_E_derived;  /* [29] computed from the parameters by qgen_prepare */
     int32_t *pop0_E_refractory_steps;  /* [B][800] steps left in the clamp */
     real *pop0_E_ring_sum;  /* [B][R0][800] summed weights per slot, shared by every summing projection into it */
     double *pop0_E_spike_times;  /* [B][800][C0] recorded spike times (ms) */
@@ -38,7 +38,7 @@ typedef struct {
     int64_t *pop0_E_spike_overflow;  /* [B][800] spikes that did not fit */
     real *pop1_I_x;  /* [B][200][2] state (V_m, I_syn) */
     real *pop1_I_params;  /* [8] parameters */
-    real *pop1_I_derived;  /* [26] computed from the parameters by qgen_prepare */
+    real *pop1_I_derived;  /* [29] computed from the parameters by qgen_prepare */
     int32_t *pop1_I_refractory_steps;  /* [B][200] steps left in the clamp */
     real *pop1_I_ring_sum;  /* [B][R1][200] summed weights per slot, shared by every summing projection into it */
     double *pop1_I_spike_times;  /* [B][200][C1] recorded spike times (ms) */
@@ -95,6 +95,7 @@ enum {
 #define QGEN_DT 0.1  /* ms (brunel.snn:6:1) */
 #define QGEN_EPS DBL_EPSILON
 /* On the grid an event's key is its delivery step. */
+#define QGEN_DUE_STEP(key) ((int64_t)(key))
 #define QGEN_DUE(key, n) ((key) <= (double)(n))
 
 /* ------------------------------------------------------------------ per-trial scratch */
@@ -198,11 +199,11 @@ static void iaf_psc_exp_reset(const real *p, real *x)
 /* refractory period; with additive events, x += w·u (u_ref while refractory) */
 static void iaf_psc_exp_constants(const real *p, real *d)
 {
-    d[20] = p[3];
-    d[22] = 0;
-    d[23] = 1;
-    d[24] = 0;
-    d[25] = 1;
+    d[23] = p[3];
+    d[25] = 0;
+    d[26] = 1;
+    d[27] = 0;
+    d[28] = 1;
 }
 
 /* iaf_psc_exp: constants derived from the parameters (offsets into the derived array). */
@@ -211,80 +212,88 @@ static void prepare_iaf_psc_exp(const real *p, real *d)
     iaf_psc_exp_propagator(p, (real)QGEN_DT, d + 0);
     iaf_psc_exp_propagator_refractory(p, (real)QGEN_DT, d + 6);
     iaf_psc_exp_constants(p, d);
-    d[21] = floor(d[20] / QGEN_DT + 0.5);
+    d[24] = floor(d[23] / QGEN_DT + 0.5);
 }
 
 /* ------------------------------------------------------------------ projections and their queues */
 
 /* projection E->E: E -> E, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:19:5) */
 
-
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
+   slot of the delivery step in the target population's shared ring. */
+static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
 {
-    const int64_t target = s->prj0_E__E_post[syn];
     (void)t;
-    const int64_t at = n + s->prj0_E__E_delay_steps[syn];
-    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
-    int64_t ring = n % s->R0 + (at - n);
-    if (ring >= s->R0) ring -= s->R0;
-    const int64_t slot = (b * s->R0 + ring) * 800 + target;
     (void)err;
-    s->pop0_E_ring_sum[slot] += s->prj0_E__E_weight[syn];  /* the target population's shared ring */
+    const int64_t R = s->R0, phase = n % R;  /* step n's slot */
+    real *sums = s->pop0_E_ring_sum + b * R * 800;
+    const int32_t *post = s->prj0_E__E_post, *delay = s->prj0_E__E_delay_steps;
+    const real *weight = s->prj0_E__E_weight;
+    for (int64_t syn = first; syn < last; ++syn) {
+        int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
+        if (slot >= R) slot -= R;
+        sums[slot * 800 + post[syn]] += weight[syn];
+    }
     return QGEN_OK;
 }
 
 /* projection E->I: E -> I, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:20:5) */
 
-
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
+   slot of the delivery step in the target population's shared ring. */
+static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
 {
-    const int64_t target = s->prj1_E__I_post[syn];
     (void)t;
-    const int64_t at = n + s->prj1_E__I_delay_steps[syn];
-    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
-    int64_t ring = n % s->R1 + (at - n);
-    if (ring >= s->R1) ring -= s->R1;
-    const int64_t slot = (b * s->R1 + ring) * 200 + target;
     (void)err;
-    s->pop1_I_ring_sum[slot] += s->prj1_E__I_weight[syn];  /* the target population's shared ring */
+    const int64_t R = s->R1, phase = n % R;  /* step n's slot */
+    real *sums = s->pop1_I_ring_sum + b * R * 200;
+    const int32_t *post = s->prj1_E__I_post, *delay = s->prj1_E__I_delay_steps;
+    const real *weight = s->prj1_E__I_weight;
+    for (int64_t syn = first; syn < last; ++syn) {
+        int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
+        if (slot >= R) slot -= R;
+        sums[slot * 200 + post[syn]] += weight[syn];
+    }
     return QGEN_OK;
 }
 
 /* projection I->E: I -> E, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:21:5) */
 
-
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
+   slot of the delivery step in the target population's shared ring. */
+static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
 {
-    const int64_t target = s->prj2_I__E_post[syn];
     (void)t;
-    const int64_t at = n + s->prj2_I__E_delay_steps[syn];
-    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
-    int64_t ring = n % s->R0 + (at - n);
-    if (ring >= s->R0) ring -= s->R0;
-    const int64_t slot = (b * s->R0 + ring) * 800 + target;
     (void)err;
-    s->pop0_E_ring_sum[slot] += s->prj2_I__E_weight[syn];  /* the target population's shared ring */
+    const int64_t R = s->R0, phase = n % R;  /* step n's slot */
+    real *sums = s->pop0_E_ring_sum + b * R * 800;
+    const int32_t *post = s->prj2_I__E_post, *delay = s->prj2_I__E_delay_steps;
+    const real *weight = s->prj2_I__E_weight;
+    for (int64_t syn = first; syn < last; ++syn) {
+        int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
+        if (slot >= R) slot -= R;
+        sums[slot * 800 + post[syn]] += weight[syn];
+    }
     return QGEN_OK;
 }
 
 /* projection I->I: I -> I, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:22:5) */
 
-
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
+   slot of the delivery step in the target population's shared ring. */
+static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
 {
-    const int64_t target = s->prj3_I__I_post[syn];
     (void)t;
-    const int64_t at = n + s->prj3_I__I_delay_steps[syn];
-    /* at - n lies in [1, D): the slot is (n mod D) + (at - n), wrapped once, without a division per event */
-    int64_t ring = n % s->R1 + (at - n);
-    if (ring >= s->R1) ring -= s->R1;
-    const int64_t slot = (b * s->R1 + ring) * 200 + target;
     (void)err;
-    s->pop1_I_ring_sum[slot] += s->prj3_I__I_weight[syn];  /* the target population's shared ring */
+    const int64_t R = s->R1, phase = n % R;  /* step n's slot */
+    real *sums = s->pop1_I_ring_sum + b * R * 200;
+    const int32_t *post = s->prj3_I__I_post, *delay = s->prj3_I__I_delay_steps;
+    const real *weight = s->prj3_I__I_weight;
+    for (int64_t syn = first; syn < last; ++syn) {
+        int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
+        if (slot >= R) slot -= R;
+        sums[slot * 200 + post[syn]] += weight[syn];
+    }
     return QGEN_OK;
 }
 
@@ -304,41 +313,66 @@ static int spike_pop0_E(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
     if (add_spike(sc, t, 0, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     iaf_psc_exp_reset(p, x);
     (void)err;
-    s->pop0_E_refractory_steps[b * 800 + j] = (int32_t)d[21];
+    s->pop0_E_refractory_steps[b * 800 + j] = (int32_t)d[24];
     return QGEN_OK;
 }
 
-/* Step n of population E in trial b (grid timing): propagate, apply the step's events, threshold. */
+/* Step n of population E in trial b (grid timing): propagate, add the step's summed events, threshold. */
 static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     const real *p = s->pop0_E_params, *d = s->pop0_E_derived;
     real *X = s->pop0_E_x + b * 800 * 2;
-    for (int64_t j = 0; j < 800; ++j) {
-        real *x = X + j * 2;
-        int32_t *steps = &s->pop0_E_refractory_steps[b * 800 + j];
-        const int held = *steps > 0;
-        real y[2];
-        apply_affine(d + (held ? 6 : 0), x, y, 2);
-        memcpy(x, y, sizeof y);
-        if (held) --*steps;
-        real total = 0;  /* additive effects: x += (Σ w)·u */
-        {  /* the shared ring of the summing projections E->E, I->E */
-            real *slot = &s->pop0_E_ring_sum[(b * s->R0 + n % s->R0) * 800 + j];
-            total += *slot;
-            *slot = 0;
+    real M[6], M_ref[6], u[2], u_ref[2];  /* propagators and event vectors, free and clamped */
+    for (int i = 0; i < 6; ++i) {  /* copied element by element: kept in registers */
+        M[i] = d[0 + i];
+        M_ref[i] = d[6 + i];
+    }
+    for (int i = 0; i < 2; ++i) {
+        u[i] = d[25 + i];
+        u_ref[i] = d[27 + i];
+    }
+    real *sums = s->pop0_E_ring_sum + (b * s->R0 + n % s->R0) * 800;  /* step n's slots of the shared ring of E->E, I->E */
+    int32_t *steps = s->pop0_E_refractory_steps + b * 800;  /* > 0: clamped */
+    for (int64_t j0 = 0; j0 < 800; j0 += 64) {
+        const int64_t j1 = j0 + 64 < 800 ? j0 + 64 : 800;
+        int32_t mark[64];  /* 1: spikes, 2: not finite (as wide as the steps, which keeps the loop vectorized well) */
+        int marked = 0;
+#pragma omp simd reduction(| : marked)
+        for (int64_t j = j0; j < j1; ++j) {
+            real *x = X + j * 2;
+            const int held = steps[j] > 0;
+            const real total = sums[j];  /* additive effects: x += (Σ w)·u */
+            sums[j] = 0;
+            const real free0 = M[2] + M[0] * x[0] + M[1] * x[1];
+            const real clamped0 = M_ref[2] + M_ref[0] * x[0] + M_ref[1] * x[1];
+            const real free1 = M[5] + M[3] * x[0] + M[4] * x[1];
+            const real clamped1 = M_ref[5] + M_ref[3] * x[0] + M_ref[4] * x[1];
+            const real y0 = held ? clamped0 : free0;
+            const real v0 = held ? u_ref[0] : u[0];
+            const real added0 = y0 + total * v0;
+            x[0] = total != 0 ? added0 : y0;
+            const real y1 = held ? clamped1 : free1;
+            const real v1 = held ? u_ref[1] : u[1];
+            const real added1 = y1 + total * v1;
+            x[1] = total != 0 ? added1 : y1;
+            steps[j] -= held;
+            const int finite = isfinite(x[0]) & isfinite(x[1]);
+            const int m = (!held & (iaf_psc_exp_threshold(p, x) >= 0)) | (!finite << 1);
+            mark[j - j0] = m;
+            marked |= m;
         }
-        (void)sc;
-        if (total != 0) {
-            const real *u = d + (held ? 24 : 22);
-            for (int i = 0; i < 2; ++i) x[i] += total * u[i];
-        }
-        if (!held && iaf_psc_exp_threshold(p, x) >= 0) {
-            const int rc = spike_pop0_E(s, b, j, (n + 1) * QGEN_DT, x, p, d, sc, err);
-            if (rc) return rc;
-        }
-        if (!all_finite(x, 2)) {
-            *err = (qgen_error){QGEN_NON_FINITE, 0, -1, j, (n + 1) * QGEN_DT};
-            return QGEN_NON_FINITE;
+        if (!marked) continue;
+        for (int64_t j = j0; j < j1; ++j) {
+            if (!mark[j - j0]) continue;
+            real *x = X + j * 2;
+            if (mark[j - j0] & 1) {
+                const int rc = spike_pop0_E(s, b, j, (n + 1) * QGEN_DT, x, p, d, sc, err);
+                if (rc) return rc;
+            }
+            if (!all_finite(x, 2)) {
+                *err = (qgen_error){QGEN_NON_FINITE, 0, -1, j, (n + 1) * QGEN_DT};
+                return QGEN_NON_FINITE;
+            }
         }
     }
     return QGEN_OK;
@@ -358,41 +392,66 @@ static int spike_pop1_I(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
     if (add_spike(sc, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     iaf_psc_exp_reset(p, x);
     (void)err;
-    s->pop1_I_refractory_steps[b * 200 + j] = (int32_t)d[21];
+    s->pop1_I_refractory_steps[b * 200 + j] = (int32_t)d[24];
     return QGEN_OK;
 }
 
-/* Step n of population I in trial b (grid timing): propagate, apply the step's events, threshold. */
+/* Step n of population I in trial b (grid timing): propagate, add the step's summed events, threshold. */
 static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     const real *p = s->pop1_I_params, *d = s->pop1_I_derived;
     real *X = s->pop1_I_x + b * 200 * 2;
-    for (int64_t j = 0; j < 200; ++j) {
-        real *x = X + j * 2;
-        int32_t *steps = &s->pop1_I_refractory_steps[b * 200 + j];
-        const int held = *steps > 0;
-        real y[2];
-        apply_affine(d + (held ? 6 : 0), x, y, 2);
-        memcpy(x, y, sizeof y);
-        if (held) --*steps;
-        real total = 0;  /* additive effects: x += (Σ w)·u */
-        {  /* the shared ring of the summing projections E->I, I->I */
-            real *slot = &s->pop1_I_ring_sum[(b * s->R1 + n % s->R1) * 200 + j];
-            total += *slot;
-            *slot = 0;
+    real M[6], M_ref[6], u[2], u_ref[2];  /* propagators and event vectors, free and clamped */
+    for (int i = 0; i < 6; ++i) {  /* copied element by element: kept in registers */
+        M[i] = d[0 + i];
+        M_ref[i] = d[6 + i];
+    }
+    for (int i = 0; i < 2; ++i) {
+        u[i] = d[25 + i];
+        u_ref[i] = d[27 + i];
+    }
+    real *sums = s->pop1_I_ring_sum + (b * s->R1 + n % s->R1) * 200;  /* step n's slots of the shared ring of E->I, I->I */
+    int32_t *steps = s->pop1_I_refractory_steps + b * 200;  /* > 0: clamped */
+    for (int64_t j0 = 0; j0 < 200; j0 += 64) {
+        const int64_t j1 = j0 + 64 < 200 ? j0 + 64 : 200;
+        int32_t mark[64];  /* 1: spikes, 2: not finite (as wide as the steps, which keeps the loop vectorized well) */
+        int marked = 0;
+#pragma omp simd reduction(| : marked)
+        for (int64_t j = j0; j < j1; ++j) {
+            real *x = X + j * 2;
+            const int held = steps[j] > 0;
+            const real total = sums[j];  /* additive effects: x += (Σ w)·u */
+            sums[j] = 0;
+            const real free0 = M[2] + M[0] * x[0] + M[1] * x[1];
+            const real clamped0 = M_ref[2] + M_ref[0] * x[0] + M_ref[1] * x[1];
+            const real free1 = M[5] + M[3] * x[0] + M[4] * x[1];
+            const real clamped1 = M_ref[5] + M_ref[3] * x[0] + M_ref[4] * x[1];
+            const real y0 = held ? clamped0 : free0;
+            const real v0 = held ? u_ref[0] : u[0];
+            const real added0 = y0 + total * v0;
+            x[0] = total != 0 ? added0 : y0;
+            const real y1 = held ? clamped1 : free1;
+            const real v1 = held ? u_ref[1] : u[1];
+            const real added1 = y1 + total * v1;
+            x[1] = total != 0 ? added1 : y1;
+            steps[j] -= held;
+            const int finite = isfinite(x[0]) & isfinite(x[1]);
+            const int m = (!held & (iaf_psc_exp_threshold(p, x) >= 0)) | (!finite << 1);
+            mark[j - j0] = m;
+            marked |= m;
         }
-        (void)sc;
-        if (total != 0) {
-            const real *u = d + (held ? 24 : 22);
-            for (int i = 0; i < 2; ++i) x[i] += total * u[i];
-        }
-        if (!held && iaf_psc_exp_threshold(p, x) >= 0) {
-            const int rc = spike_pop1_I(s, b, j, (n + 1) * QGEN_DT, x, p, d, sc, err);
-            if (rc) return rc;
-        }
-        if (!all_finite(x, 2)) {
-            *err = (qgen_error){QGEN_NON_FINITE, 1, -1, j, (n + 1) * QGEN_DT};
-            return QGEN_NON_FINITE;
+        if (!marked) continue;
+        for (int64_t j = j0; j < j1; ++j) {
+            if (!mark[j - j0]) continue;
+            real *x = X + j * 2;
+            if (mark[j - j0] & 1) {
+                const int rc = spike_pop1_I(s, b, j, (n + 1) * QGEN_DT, x, p, d, sc, err);
+                if (rc) return rc;
+            }
+            if (!all_finite(x, 2)) {
+                *err = (qgen_error){QGEN_NON_FINITE, 1, -1, j, (n + 1) * QGEN_DT};
+                return QGEN_NON_FINITE;
+            }
         }
     }
     return QGEN_OK;
@@ -404,28 +463,21 @@ static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
 static int push_spikes(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     if (sc->n_spikes > 1) qsort(sc->spikes, (size_t)sc->n_spikes, sizeof *sc->spikes, compare_spikes);
+    int rc;
     for (int64_t k = 0; k < sc->n_spikes; ++k) {
         const qgen_spike sp = sc->spikes[k];
         switch (sp.pop) {
         case 0:
-            for (int64_t syn = s->prj0_E__E_out_start[sp.neuron]; syn < s->prj0_E__E_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj0_E__E(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
-            for (int64_t syn = s->prj1_E__I_out_start[sp.neuron]; syn < s->prj1_E__I_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj1_E__I(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
+            if ((rc = push_prj0_E__E(s, b, s->prj0_E__E_out_start[sp.neuron], s->prj0_E__E_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
+            if ((rc = push_prj1_E__I(s, b, s->prj1_E__I_out_start[sp.neuron], s->prj1_E__I_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
             break;
         case 1:
-            for (int64_t syn = s->prj2_I__E_out_start[sp.neuron]; syn < s->prj2_I__E_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj2_I__E(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
-            for (int64_t syn = s->prj3_I__I_out_start[sp.neuron]; syn < s->prj3_I__I_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj3_I__I(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
+            if ((rc = push_prj2_I__E(s, b, s->prj2_I__E_out_start[sp.neuron], s->prj2_I__E_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
+            if ((rc = push_prj3_I__I(s, b, s->prj3_I__I_out_start[sp.neuron], s->prj3_I__I_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
             break;
         default:
             break;

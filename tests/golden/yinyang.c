@@ -23,6 +23,14 @@ typedef struct {
     int64_t C1;
     int64_t S0;
     int64_t S1;
+    int32_t grad;
+    int64_t ckpt_every;
+    int64_t NK;
+    int64_t NSEG;
+    int32_t need_states;
+    int64_t H1;
+    int64_t L0;
+    int64_t L1;
     double *pop0_inp_in_time;  /* [I0] input spike times (ms) */
     int32_t *pop0_inp_in_id;  /* [I0] input spike neurons */
     int64_t *pop0_inp_in_step;  /* [I0] the step at whose end each is pushed */
@@ -30,14 +38,14 @@ typedef struct {
     int64_t *pop0_inp_in_cursor;  /* [B] next input spike of each trial */
     real *pop1_hid_x;  /* [B][120][2] state (v, i) */
     real *pop1_hid_params;  /* [5] parameters */
-    real *pop1_hid_derived;  /* [26] computed from the parameters by qgen_prepare */
+    real *pop1_hid_derived;  /* [29] computed from the parameters by qgen_prepare */
     double *pop1_hid_refractory_until;  /* [B][120] end of the clamp (ms) */
     double *pop1_hid_spike_times;  /* [B][120][C1] recorded spike times (ms) */
     int32_t *pop1_hid_spike_count;  /* [B][120] spikes recorded */
     int64_t *pop1_hid_spike_overflow;  /* [B][120] spikes that did not fit */
     real *pop2_out_x;  /* [B][3][2] state (v, i) */
     real *pop2_out_params;  /* [2] parameters */
-    real *pop2_out_derived;  /* [26] computed from the parameters by qgen_prepare */
+    real *pop2_out_derived;  /* [29] computed from the parameters by qgen_prepare */
     real *pop2_out_trace_v;  /* [B][T][3] v per step */
     int32_t *prj0_inp__hid_pre;  /* [S0] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj0_inp__hid_post;  /* [S0] postsynaptic neuron */
@@ -48,6 +56,7 @@ typedef struct {
     double *prj0_inp__hid_heap_key;  /* [B][120][16] event keys per target */
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
+    int64_t *prj0_inp__hid_next_due;  /* [B][120] no event due before this step, per target (INT64_MAX: none queued; 0: not looked at yet) */
     int32_t *prj1_hid__out_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron */
     int64_t *prj1_hid__out_out_start;  /* [121] first synapse of each presynaptic neuron */
@@ -56,9 +65,43 @@ typedef struct {
     int64_t *prj1_hid__out_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj1_hid__out_in_syn;  /* [S1] synapses ordered by (post, synapse) */
     int64_t *prj1_hid__out_in_start;  /* [4] first incoming synapse of each target */
-    double *prj1_hid__out_fifo_key;  /* [B][S1][4] event keys per synapse */
+    int32_t *prj1_hid__out_in_pos;  /* [S1] each synapse's line: its place in in_syn (qgen_prepare) */
+    double *prj1_hid__out_fifo_key;  /* [B][S1][4] event keys per line */
     int32_t *prj1_hid__out_fifo_head;  /* [B][S1] oldest event */
     int32_t *prj1_hid__out_fifo_size;  /* [B][S1] events in flight */
+    int64_t *prj1_hid__out_fifo_due;  /* [B][S1] step the oldest event is due */
+    int32_t *prj1_hid__out_fifo_link;  /* [B][S1] next line + 1 in the same calendar bucket or due list (0: the last) */
+    int32_t *prj1_hid__out_calendar;  /* [B][1024] first line + 1 filed under each step modulo the buckets (0: none) */
+    int32_t *prj1_hid__out_due_lines;  /* [B][3] first line + 1 of each target's list of lines due in this step (0: none) */
+    double *pop1_hid_tape_time;  /* [B][120][H1] spike times (gradient tape) */
+    int64_t *pop1_hid_tape_step;  /* [B][120][H1] step of each spike */
+    int32_t *pop1_hid_tape_proj;  /* [B][120][H1] projection of the event that triggered the spike (-1: a threshold crossing) */
+    int32_t *pop1_hid_tape_syn;  /* [B][120][H1] its synapse */
+    real *pop1_hid_tape_x;  /* [B][120][H1][2] state just before the reset */
+    real *pop1_hid_tape_end;  /* [B][120][H1][2] state at the end of the refractory period */
+    int32_t *pop1_hid_tape_count;  /* [B][120] spikes on the tape */
+    int64_t *pop1_hid_tape_overflow;  /* [B][120] spikes that did not fit */
+    double *pop1_hid_tape_dt;  /* [B][120][H1] dL/dt_k of each spike */
+    real *pop1_hid_ckpt_x;  /* [B][NK][120][2] state every ckpt_every steps */
+    double *pop1_hid_lam;  /* [B][120][2] the adjoint */
+    double *pop1_hid_pgrad;  /* [B][NSEG][5] dL/dp per run of constant parameters */
+    real *pop1_hid_seg_params;  /* [NSEG][5] parameters of each run */
+    real *pop1_hid_seg_derived;  /* [NSEG][29] their derived constants */
+    real *pop2_out_ckpt_x;  /* [B][NK][3][2] state every ckpt_every steps */
+    double *pop2_out_lam;  /* [B][3][2] the adjoint */
+    double *pop2_out_pgrad;  /* [B][NSEG][2] dL/dp per run of constant parameters */
+    real *pop2_out_seg_params;  /* [NSEG][2] parameters of each run */
+    real *pop2_out_seg_derived;  /* [NSEG][29] their derived constants */
+    double *pop2_out_cot_v;  /* [B][T][3] dL/dv per step */
+    int32_t *prj0_inp__hid_drop_syn;  /* [B][L0] synapse of each dropped event */
+    double *prj0_inp__hid_drop_key;  /* [B][L0] its arrival time */
+    double *prj0_inp__hid_wgrad;  /* [B][S0] dL/dw */
+    double *prj0_inp__hid_dgrad;  /* [B][S0] dL/d(delay) */
+    int32_t *prj1_hid__out_drop_syn;  /* [B][L1] synapse of each dropped event */
+    double *prj1_hid__out_drop_key;  /* [B][L1] its arrival time */
+    double *prj1_hid__out_wgrad;  /* [B][S1] dL/dw */
+    double *prj1_hid__out_dgrad;  /* [B][S1] dL/d(delay) */
+    int64_t *seg_start;  /* [NSEG+1] first step of each run of constant parameters */
 } qgen_state;
 
 /* What went wrong in one trial (code 0: nothing). */
@@ -81,8 +124,10 @@ enum {
 
 #define QGEN_DT 0.1  /* ms (yinyang.snn:7:1) */
 #define QGEN_EPS DBL_EPSILON
+#define QGEN_BUCKETS 1024  /* steps in the calendar of the fifo queues (a power of 2) */
 /* An event is due in the step that contains its arrival time. */
-#define QGEN_DUE(key, n) ((int64_t)floor((key) / QGEN_DT) <= (n))
+#define QGEN_DUE_STEP(key) ((int64_t)floor((key) / QGEN_DT))
+#define QGEN_DUE(key, n) (QGEN_DUE_STEP(key) <= (n))
 
 /* ------------------------------------------------------------------ per-trial scratch */
 
@@ -93,6 +138,8 @@ typedef struct {
     int64_t n_events, cap_events;
     qgen_spike *spikes;  /* the spikes of one step, pushed at its end */
     int64_t n_spikes, cap_spikes;
+    int64_t step;  /* the step being run, and the event that triggered a spike (-1: a threshold crossing), */
+    int64_t cause;  /* for the gradient tape */
 } qgen_scratch;
 
 static int add_event(qgen_scratch *sc, double key, int32_t proj, int32_t syn, real w)
@@ -122,12 +169,33 @@ static int add_spike(qgen_scratch *sc, double time, int32_t pop, int32_t neuron)
 }
 
 /* Events apply in (time, projection, synapse) order. */
+static inline int event_before(const qgen_event *a, const qgen_event *b)
+{
+    if (a->key != b->key) return a->key < b->key;
+    if (a->proj != b->proj) return a->proj < b->proj;
+    return a->syn < b->syn;
+}
+
 static int compare_events(const void *pa, const void *pb)
 {
     const qgen_event *a = pa, *b = pb;
-    if (a->key != b->key) return a->key < b->key ? -1 : 1;
-    if (a->proj != b->proj) return a->proj < b->proj ? -1 : 1;
-    return (a->syn > b->syn) - (a->syn < b->syn);
+    return event_before(a, b) ? -1 : event_before(b, a);
+}
+
+/* One neuron's due events (a handful) by insertion, many by qsort. */
+static inline void sort_events(qgen_scratch *sc)
+{
+    qgen_event *e = sc->events;
+    if (sc->n_events > 16) {
+        qsort(e, (size_t)sc->n_events, sizeof *e, compare_events);
+        return;
+    }
+    for (int64_t i = 1; i < sc->n_events; ++i) {
+        const qgen_event next = e[i];
+        int64_t k = i;
+        for (; k > 0 && event_before(&next, &e[k - 1]); --k) e[k] = e[k - 1];
+        e[k] = next;
+    }
 }
 
 /* Spikes are pushed in (time, population, neuron) order. */
@@ -241,11 +309,11 @@ static void LIF_event_refractory(const real *p, real *x, real w)
 /* refractory period; with additive events, x += w·u (u_ref while refractory) */
 static void LIF_constants(const real *p, real *d)
 {
-    d[20] = p[4];
-    d[22] = 0;
-    d[23] = 1;
-    d[24] = 0;
-    d[25] = 1;
+    d[23] = p[4];
+    d[25] = 0;
+    d[26] = 1;
+    d[27] = 0;
+    d[28] = 1;
 }
 
 /* LIF: constants derived from the parameters (offsets into the derived array). */
@@ -271,8 +339,16 @@ static void prepare_LIF(const real *p, real *d)
     for (int i = 0; i < 9; ++i) norm += M[i] * M[i];
     d[18] = sqrt(cA2);
     d[19] = sqrt(norm);
+    d[22] = exp(d[19] * (real)QGEN_DT);  /* exp(|Ã|_F dt), the bound's factor over one step */
+    real c2 = 0, cA1 = 0;
+    for (int j = 0; j <= 2; ++j) {
+        c2 += d[12 + j] * d[12 + j];
+        cA1 += cA[j] * cA[j];
+    }
+    d[20] = sqrt(c2);
+    d[21] = sqrt(cA1);
     LIF_constants(p, d);
-    d[21] = floor(d[20] / QGEN_DT + 0.5);
+    d[24] = floor(d[23] / QGEN_DT + 0.5);
 }
 
 /* g(x̃) = c·x̃ and its slope c·Ã x̃ */
@@ -299,11 +375,11 @@ static inline void advance_state_LIF(const real *p, double h, const real *x, rea
     apply_affine(P, x, y, 2);
 }
 
-/* Without a crossing in [0, h] from x to y? The chord plus h²/8·sup|g''| stays below zero. */
-static inline int may_cross_LIF(const real *d, const real *x, const real *y, double h)
+/* Without a crossing in [0, h] from x to y? The chord plus h²/8·sup|g''| stays below zero;
+   bound = |c·Ã²|·exp(|Ã|_F h)·|x̃|. */
+static inline int may_cross_LIF(const real *d, const real *x, const real *y, double h, real bound)
 {
     const real g0 = dot_LIF(d + 12, x), g1 = dot_LIF(d + 12, y);
-    const real bound = d[18] * exp(d[19] * (real)h) * norm_LIF(x);
     const real margin = (real)(h * h / 8) * bound * (real)(1 + 1e-12)
                         + 16 * QGEN_EPS * (fabs(g0) + fabs(g1) + (real)(h * h) * bound);
     return (g0 > g1 ? g0 : g1) + margin >= 0;
@@ -337,8 +413,17 @@ static double solve_LIF(const real *p, const real *d, const real *xa, double h, 
     return hi;
 }
 
-/* The first s in [0, width] with g >= 0 starting from x0 at absolute time t0 (1), or none (0).
-   Intervals whose bound proves them free of crossings are dropped; the others are halved, left first. */
+/* A cheaper test, for intervals of at most one step: g stays below zero over [0, h] from x, as
+   |g(s) - g(0)| <= s·|c·Ã|·exp(|Ã|_F s)·|x̃|; twice that and a rounding margin must not reach zero. */
+static inline int stays_below_LIF(const real *d, const real *x, double h)
+{
+    const real g0 = dot_LIF(d + 12, x), size = norm_LIF(x);
+    return g0 + 2 * (real)h * d[21] * d[22] * size + 1024 * QGEN_EPS * d[20] * size < 0;
+}
+
+/* The first s in [0, width] with g >= 0 starting from x0 at absolute time t0 (1, the state there in
+   x_out), or none (0, the state at width in x_out). Intervals whose bound proves them free of
+   crossings are dropped; the others are halved, left first. */
 static int first_crossing_LIF(const real *p, const real *d, const real *x0, double width, double t0,
                                   double *s_out, real *x_out)
 {
@@ -360,6 +445,7 @@ static int first_crossing_LIF(const real *p, const real *d, const real *x0, doub
         real xa[2], xb[2];
         memcpy(xa, stack[top].x, sizeof xa);
         advance_state_LIF(p, h, xa, xb);
+        if (a == 0 && b == width) memcpy(x_out, xb, sizeof xb);  /* the whole interval: its end state */
         const real gb = dot_LIF(d + 12, xb);
         const real bound = d[18] * exp(d[19] * (real)h) * norm_LIF(xa);
         if (gb >= 0) {
@@ -369,7 +455,7 @@ static int first_crossing_LIF(const real *p, const real *d, const real *x0, doub
                 *s_out = a + solve_LIF(p, d, xa, h, t0 + a, x_out);
                 return 1;
             }
-        } else if (!may_cross_LIF(d, xa, xb, h) || h <= floor_width || top >= 158) {
+        } else if (!may_cross_LIF(d, xa, xb, h, bound) || h <= floor_width || top >= 158) {
             continue;
         }
         const double mid = a + h / 2;
@@ -422,11 +508,11 @@ static void LI_event(const real *p, real *x, real w)
 static void LI_constants(const real *p, real *d)
 {
     (void)p;
-    d[20] = 0;
-    d[22] = 0;
-    d[23] = 1;
-    d[24] = 0;
-    d[25] = 1;
+    d[23] = 0;
+    d[25] = 0;
+    d[26] = 1;
+    d[27] = 0;
+    d[28] = 1;
 }
 
 /* LI: constants derived from the parameters (offsets into the derived array). */
@@ -435,15 +521,19 @@ static void prepare_LI(const real *p, real *d)
     LI_propagator(p, (real)QGEN_DT, d + 0);
     LI_propagator_refractory(p, (real)QGEN_DT, d + 6);
     LI_constants(p, d);
-    d[21] = floor(d[20] / QGEN_DT + 0.5);
+    d[24] = floor(d[23] / QGEN_DT + 0.5);
 }
 
 /* ------------------------------------------------------------------ projections and their queues */
 
 /* projection inp->hid: inp -> hid, all_to_all, queue heap(capacity = 16) (yinyang.snn:14:5) */
 
-static int drop_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, double key, qgen_error *err)
+static int drop_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, int64_t syn, double key, qgen_error *err)
 {
+    if (s->grad && s->prj0_inp__hid_drops[b] < s->L0) {  /* the drop log of the gradient tape */
+        s->prj0_inp__hid_drop_syn[b * s->L0 + s->prj0_inp__hid_drops[b]] = (int32_t)syn;
+        s->prj0_inp__hid_drop_key[b * s->L0 + s->prj0_inp__hid_drops[b]] = key;
+    }
     s->prj0_inp__hid_drops[b] += 1;
     if (!s->strict) return QGEN_OK;
     *err = (qgen_error){QGEN_QUEUE_OVERFLOW, 1, 0, target,
@@ -457,7 +547,7 @@ static inline int earlier_prj0_inp__hid(double k1, int32_t s1, double k2, int32_
 }
 
 /* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+static inline int enqueue_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
 {
     const int64_t target = s->prj0_inp__hid_post[syn];
     const double key = t + s->prj0_inp__hid_delay[syn];
@@ -466,7 +556,7 @@ static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, double t, i
     int32_t *size = &s->prj0_inp__hid_heap_size[b * 120 + target];
     double *keys = s->prj0_inp__hid_heap_key + base;
     int32_t *syns = s->prj0_inp__hid_heap_syn + base;
-    if (*size >= 16) return drop_prj0_inp__hid(s, b, target, key, err);
+    if (*size >= 16) return drop_prj0_inp__hid(s, b, target, syn, key, err);
     int32_t i = (*size)++;
     while (i > 0) {  /* sift up */
         const int32_t parent = (i - 1) / 2;
@@ -477,13 +567,26 @@ static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, double t, i
     }
     keys[i] = key;
     syns[i] = (int32_t)syn;
+    if (i == 0) s->prj0_inp__hid_next_due[b * 120 + target] = QGEN_DUE_STEP(key);  /* the new earliest */
+    return QGEN_OK;
+}
+
+/* A spike at time t (emitted in step n) sends an event through each of its synapses [first, last). */
+static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+{
+    for (int64_t syn = first; syn < last; ++syn) {
+        const int rc = enqueue_prj0_inp__hid(s, b, syn, t, n, err);
+        if (rc) return rc;
+    }
     return QGEN_OK;
 }
 
 /* Append the events of this projection due at step n for one target to sc->events. */
-static int gather_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, int64_t n, qgen_scratch *sc)
+static inline int gather_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, int64_t n, qgen_scratch *sc)
 {
     const real *weight = s->prj0_inp__hid_weight;
+    int64_t *next = &s->prj0_inp__hid_next_due[b * 120 + target];
+    if (*next > n) return QGEN_OK;  /* nothing due */
     const int64_t base = (b * 120 + target) * 16;
     int32_t *size = &s->prj0_inp__hid_heap_size[b * 120 + target];
     double *keys = s->prj0_inp__hid_heap_key + base;
@@ -506,13 +609,18 @@ static int gather_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, int64_
         keys[i] = key;
         syns[i] = syn;
     }
+    *next = *size > 0 ? QGEN_DUE_STEP(keys[0]) : INT64_MAX;
     return QGEN_OK;
 }
 
 /* projection hid->out: hid -> out, all_to_all, queue fifo(capacity = 4) (yinyang.snn:19:5) */
 
-static int drop_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, double key, qgen_error *err)
+static int drop_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, int64_t syn, double key, qgen_error *err)
 {
+    if (s->grad && s->prj1_hid__out_drops[b] < s->L1) {  /* the drop log of the gradient tape */
+        s->prj1_hid__out_drop_syn[b * s->L1 + s->prj1_hid__out_drops[b]] = (int32_t)syn;
+        s->prj1_hid__out_drop_key[b * s->L1 + s->prj1_hid__out_drops[b]] = key;
+    }
     s->prj1_hid__out_drops[b] += 1;
     if (!s->strict) return QGEN_OK;
     *err = (qgen_error){QGEN_QUEUE_OVERFLOW, 2, 1, target,
@@ -520,36 +628,130 @@ static int drop_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, double k
     return QGEN_QUEUE_OVERFLOW;
 }
 
+/* File line pos of trial b under step `step` of the calendar. */
+static inline void file_prj1_hid__out(qgen_state *s, int64_t b, int32_t pos, int64_t step)
+{
+    int32_t *bucket = &s->prj1_hid__out_calendar[b * QGEN_BUCKETS + (step & (QGEN_BUCKETS - 1))];
+    s->prj1_hid__out_fifo_link[b * s->S1 + pos] = *bucket;
+    *bucket = pos + 1;
+}
+
+/* At the start of step n: move the lines due by then from step n's bucket to their targets' due lists
+   (lines due a lap of the calendar later stay). */
+static inline void collect_prj1_hid__out(qgen_state *s, int64_t b, int64_t n)
+{
+    const int64_t *due = s->prj1_hid__out_fifo_due + b * s->S1;
+    int32_t *link = s->prj1_hid__out_fifo_link + b * s->S1;
+    int32_t *at = &s->prj1_hid__out_calendar[b * QGEN_BUCKETS + (n & (QGEN_BUCKETS - 1))];
+    while (*at) {
+        const int32_t pos = *at - 1;
+        if (due[pos] > n) {
+            at = &link[pos];
+            continue;
+        }
+        *at = link[pos];
+        int32_t *list = &s->prj1_hid__out_due_lines[b * 3 + s->prj1_hid__out_post[s->prj1_hid__out_in_syn[pos]]];
+        link[pos] = *list;
+        *list = pos + 1;
+    }
+}
+
 /* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static int push_prj1_hid__out(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+static inline int enqueue_prj1_hid__out(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
 {
     const int64_t target = s->prj1_hid__out_post[syn];
     const double key = t + s->prj1_hid__out_delay[syn];
     (void)n;
-    const int64_t line = b * s->S1 + syn;
+    const int32_t pos = s->prj1_hid__out_in_pos[syn];  /* the synapse's line */
+    const int64_t line = b * s->S1 + pos;
     int32_t *size = &s->prj1_hid__out_fifo_size[line];
-    if (*size >= 4) return drop_prj1_hid__out(s, b, target, key, err);
+    if (*size >= 4) return drop_prj1_hid__out(s, b, target, syn, key, err);
+    if (*size == 0) {  /* the line's new oldest event: file the line under its due step (the next step at the earliest) */
+        const int64_t due = QGEN_DUE_STEP(key);
+        s->prj1_hid__out_fifo_due[line] = due;
+        file_prj1_hid__out(s, b, pos, due > n ? due : n + 1);
+    }
     s->prj1_hid__out_fifo_key[line * 4 + (s->prj1_hid__out_fifo_head[line] + *size) % 4] = key;
     ++*size;
     return QGEN_OK;
 }
 
-/* Append the events of this projection due at step n for one target to sc->events. */
-static int gather_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, int64_t n, qgen_scratch *sc)
+/* A spike at time t (emitted in step n) sends an event through each of its synapses [first, last). */
+static int push_prj1_hid__out(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
 {
-    const real *weight = s->prj1_hid__out_weight;
-    for (int64_t i = s->prj1_hid__out_in_start[target]; i < s->prj1_hid__out_in_start[target + 1]; ++i) {
-        const int32_t syn = s->prj1_hid__out_in_syn[i];
-        const int64_t line = b * s->S1 + syn;
-        int32_t *head = &s->prj1_hid__out_fifo_head[line], *size = &s->prj1_hid__out_fifo_size[line];
-        while (*size > 0 && QGEN_DUE(s->prj1_hid__out_fifo_key[line * 4 + *head], n)) {
-            if (add_event(sc, s->prj1_hid__out_fifo_key[line * 4 + *head], 1, syn, weight[syn]))
-                return QGEN_OUT_OF_MEMORY;
-            *head = (*head + 1) % 4;
-            --*size;
-        }
+    for (int64_t syn = first; syn < last; ++syn) {
+        const int rc = enqueue_prj1_hid__out(s, b, syn, t, n, err);
+        if (rc) return rc;
     }
     return QGEN_OK;
+}
+
+/* Append the events of this projection due at step n for one target to sc->events. */
+static inline int gather_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, int64_t n, qgen_scratch *sc)
+{
+    const real *weight = s->prj1_hid__out_weight;
+    int32_t *list = &s->prj1_hid__out_due_lines[b * 3 + target];
+    if (!*list) return QGEN_OK;  /* nothing due */
+    const int64_t lines = b * s->S1;
+    int64_t *due = s->prj1_hid__out_fifo_due + lines;
+    for (int32_t item = *list; item; ) {
+        const int32_t pos = item - 1, syn = s->prj1_hid__out_in_syn[pos];
+        item = s->prj1_hid__out_fifo_link[lines + pos];
+        const double *keys = s->prj1_hid__out_fifo_key + (lines + pos) * 4;
+        int32_t *head = &s->prj1_hid__out_fifo_head[lines + pos], *size = &s->prj1_hid__out_fifo_size[lines + pos];
+        int64_t next = due[pos];  /* <= n: the line was collected */
+        while (next <= n) {  /* pop the due events, oldest first */
+            if (add_event(sc, keys[*head], 1, syn, weight[syn])) return QGEN_OUT_OF_MEMORY;
+            *head = (*head + 1) % 4;
+            next = --*size > 0 ? QGEN_DUE_STEP(keys[*head]) : INT64_MAX;
+        }
+        if (*size > 0) {  /* due later: file the line again */
+            due[pos] = next;
+            file_prj1_hid__out(s, b, pos, next);
+        }
+    }
+    *list = 0;
+    return QGEN_OK;
+}
+
+/* ------------------------------------------------------------------ the gradient tape */
+
+/* hid: a spike onto the tape (time, step, cause, state before the reset). */
+static inline void tape_spike_pop1_hid(qgen_state *s, int64_t b, int64_t j, double t, const real *x, const qgen_scratch *sc)
+{
+    if (!s->grad) return;
+    const int64_t at = b * 120 + j;
+    const int32_t count = s->pop1_hid_tape_count[at];
+    if (count >= s->H1) {
+        ++s->pop1_hid_tape_overflow[at];
+        return;
+    }
+    const int64_t k = at * s->H1 + count;
+    s->pop1_hid_tape_time[k] = t;
+    s->pop1_hid_tape_step[k] = sc->step;
+    s->pop1_hid_tape_proj[k] = sc->cause >= 0 ? sc->events[sc->cause].proj : -1;
+    s->pop1_hid_tape_syn[k] = sc->cause >= 0 ? sc->events[sc->cause].syn : -1;
+    memcpy(s->pop1_hid_tape_x + k * 2, x, 2 * sizeof *x);
+    s->pop1_hid_tape_count[at] = count + 1;
+}
+
+/* hid: the state where the refractory period of the last spike ends. */
+static inline void tape_end_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *x)
+{
+    const int64_t at = b * 120 + j;
+    const int32_t count = s->pop1_hid_tape_count[at];
+    if (!s->grad || count == 0 || s->pop1_hid_tape_overflow[at]) return;
+    memcpy(s->pop1_hid_tape_end + (at * s->H1 + count - 1) * 2, x, 2 * sizeof *x);
+}
+
+/* The state of every population at the start of step c·ckpt_every. */
+static void checkpoint(qgen_state *s, int64_t b, int64_t c)
+{
+    if (c >= s->NK) return;
+    memcpy(s->pop1_hid_ckpt_x + (b * s->NK + c) * 240,
+           s->pop1_hid_x + b * 240, 240 * sizeof(real));
+    memcpy(s->pop2_out_ckpt_x + (b * s->NK + c) * 6,
+           s->pop2_out_x + b * 6, 6 * sizeof(real));
 }
 
 /* ------------------------------------------------------------------ populations */
@@ -565,10 +767,11 @@ static int spike_pop1_hid(qgen_state *s, int64_t b, int64_t j, double t, real *x
         s->pop1_hid_spike_times[at * s->C1 + s->pop1_hid_spike_count[at]++] = t;
     else
         ++s->pop1_hid_spike_overflow[at];
+    tape_spike_pop1_hid(s, b, j, t, x, sc);  /* the gradient tape (templates/c/adjoint.c.j2) */
     if (add_spike(sc, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     LIF_reset(p, x);
-    if (d[20] > 0) {
-        s->pop1_hid_refractory_until[b * 120 + j] = t + d[20];
+    if (d[23] > 0) {
+        s->pop1_hid_refractory_until[b * 120 + j] = t + d[23];
     } else if (LIF_threshold(p, x) >= 0) {
         *err = (qgen_error){QGEN_RESET_ABOVE_THRESHOLD, 1, -1, j, t};
         return QGEN_RESET_ABOVE_THRESHOLD;
@@ -594,19 +797,20 @@ static int advance_pop1_hid(qgen_state *s, int64_t b, int64_t j, real *x, const 
                 apply_affine(P, x, y, 2);
                 memcpy(x, y, sizeof y);
                 t = end;
+                if (end == *until) tape_end_pop1_hid(s, b, j, x);  /* the state where the clamp ends */
                 continue;
             }
             double s_cross;
-            if (first_crossing_LIF(p, d, x, target - t, t, &s_cross, y)) {
+            if (stays_below_LIF(d, x, target - t)) {
+                advance_state_LIF(p, target - t, x, y);
+            } else if (first_crossing_LIF(p, d, x, target - t, t, &s_cross, y)) {
                 t += s_cross;
                 memcpy(x, y, sizeof y);
+                sc->cause = -1;  /* a threshold crossing */
                 const int rc = spike_pop1_hid(s, b, j, t, x, p, d, sc, err);
                 if (rc) return rc;
                 continue;
-            }
-            real P[6];
-            LIF_propagator(p, (real)(target - t), P);
-            apply_affine(P, x, y, 2);
+            }  /* else first_crossing left the state at the target in y */
             memcpy(x, y, sizeof y);
             t = target;
         }
@@ -616,6 +820,7 @@ static int advance_pop1_hid(qgen_state *s, int64_t b, int64_t j, real *x, const 
         } else {
             LIF_event(p, x, sc->events[e].w);
             if (LIF_threshold(p, x) >= 0) {
+                sc->cause = e;  /* the event triggered the spike */
                 const int rc = spike_pop1_hid(s, b, j, t, x, p, d, sc, err);
                 if (rc) return rc;
             }
@@ -634,14 +839,16 @@ static int update_pop1_hid(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc
         real *x = X + j * 2;
         sc->n_events = 0;
         if (gather_prj0_inp__hid(s, b, j, n, sc)) return QGEN_OUT_OF_MEMORY;
-        if (sc->n_events > 1) qsort(sc->events, (size_t)sc->n_events, sizeof *sc->events, compare_events);
+        sort_events(sc);
         const double until = s->pop1_hid_refractory_until[b * 120 + j];
         const int held = until > t0;
         if (sc->n_events == 0 && !(held && until < t1)) {  /* the common case: one propagator over dt */
             real y[2];
             apply_affine(d + (held ? 6 : 0), x, y, 2);
-            if (held || !may_cross_LIF(d, x, y, QGEN_DT)) {
+            const real bound = d[18] * d[22] * norm_LIF(x);  /* |c·Ã²|·exp(|Ã|_F dt)·|x̃| */
+            if (held || !may_cross_LIF(d, x, y, QGEN_DT, bound)) {
                 memcpy(x, y, sizeof y);
+                if (held && until == t1 && s->grad) tape_end_pop1_hid(s, b, j, x);  /* the clamp ends with the step */
                 if (!all_finite(x, 2)) goto non_finite;
                 continue;
             }
@@ -688,11 +895,12 @@ static int update_pop2_out(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc
     const real *p = s->pop2_out_params, *d = s->pop2_out_derived;
     real *X = s->pop2_out_x + b * 3 * 2;
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    collect_prj1_hid__out(s, b, n);  /* the lines of hid->out due in this step */
     for (int64_t j = 0; j < 3; ++j) {
         real *x = X + j * 2;
         sc->n_events = 0;
         if (gather_prj1_hid__out(s, b, j, n, sc)) return QGEN_OUT_OF_MEMORY;
-        if (sc->n_events > 1) qsort(sc->events, (size_t)sc->n_events, sizeof *sc->events, compare_events);
+        sort_events(sc);
         if (sc->n_events == 0) {
             real y[2];
             apply_affine(d + 0, x, y, 2);
@@ -727,20 +935,17 @@ static int push_spikes(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qg
         }
     }
     if (sc->n_spikes > 1) qsort(sc->spikes, (size_t)sc->n_spikes, sizeof *sc->spikes, compare_spikes);
+    int rc;
     for (int64_t k = 0; k < sc->n_spikes; ++k) {
         const qgen_spike sp = sc->spikes[k];
         switch (sp.pop) {
         case 0:
-            for (int64_t syn = s->prj0_inp__hid_out_start[sp.neuron]; syn < s->prj0_inp__hid_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj0_inp__hid(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
+            if ((rc = push_prj0_inp__hid(s, b, s->prj0_inp__hid_out_start[sp.neuron], s->prj0_inp__hid_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
             break;
         case 1:
-            for (int64_t syn = s->prj1_hid__out_out_start[sp.neuron]; syn < s->prj1_hid__out_out_start[sp.neuron + 1]; ++syn) {
-                const int rc = push_prj1_hid__out(s, b, syn, sp.time, n, err);
-                if (rc) return rc;
-            }
+            if ((rc = push_prj1_hid__out(s, b, s->prj1_hid__out_out_start[sp.neuron], s->prj1_hid__out_out_start[sp.neuron + 1], sp.time, n, err)))
+                return rc;
             break;
         default:
             break;
@@ -759,6 +964,8 @@ static int run_trial(qgen_state *s, int64_t b, int64_t steps, qgen_scratch *sc, 
         return rc;
     for (int64_t k = 0; k < steps; ++k) {
         const int64_t n = s->step + k;
+        sc->step = n;
+        if (s->ckpt_every > 0 && n % s->ckpt_every == 0) checkpoint(s, b, n / s->ckpt_every);
         if ((rc = update_pop1_hid(s, b, n, sc, err))) return rc;
         if ((rc = update_pop2_out(s, b, n, sc, err))) return rc;
         if ((rc = push_spikes(s, b, n, sc, err))) return rc;
@@ -781,6 +988,8 @@ static int qgen_prepare(qgen_state *s)
 {
     prepare_LIF(s->pop1_hid_params, s->pop1_hid_derived);
     prepare_LI(s->pop2_out_params, s->pop2_out_derived);
+    for (int64_t i = 0; i < s->S1; ++i)  /* hid->out: where each synapse's fifo line is */
+        s->prj1_hid__out_in_pos[s->prj1_hid__out_in_syn[i]] = (int32_t)i;
     return QGEN_OK;
 }
 
@@ -801,3 +1010,1197 @@ static int qgen_run(qgen_state *s, int64_t steps, qgen_error *errors)
     if (status == QGEN_OK) s->step += steps;
     return status;
 }
+
+/* ------------------------------------------------------------------ the backward pass */
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+/* ---- adjoint of LIF (std/lif.snn:3:1) ---- */
+
+/* an event of weight w: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [5]) */
+static void LIF_adj_event(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+static void LIF_adj_event_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* an event of weight w during the refractory period: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [5]) */
+static void LIF_adj_event_refractory(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = lam[1]*w/p[1];
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+static void LIF_adj_event_refractory_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = lam[1]*w/p[1];
+}
+
+/* a threshold crossing with pre-spike state x and total dL/dt_k: out = (λ⁻ [2], dL/dp [5]) */
+static void LIF_adj_spike(const real *p, const real *x, const real *lam, real dL_dt, real *out)
+{
+    const real c0 = dL_dt*p[0]/(x[1] - x[0]);
+    out[0] = -c0;
+    out[1] = lam[1];
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = c0;
+    out[5] = lam[0];
+    out[6] = 0;
+}
+
+/* the same without dL/dp: out = λ⁻ [2] */
+static void LIF_adj_spike_lam(const real *p, const real *x, const real *lam, real dL_dt, real *out)
+{
+    out[0] = -dL_dt*p[0]/(x[1] - x[0]);
+    out[1] = lam[1];
+}
+
+/* a reset at a time an event fixed: out = (λ⁻ [2], time cost, dL/dp [5]) */
+static void LIF_adj_reset(const real *p, const real *x, const real *lam, real *out)
+{
+    (void)p;
+    (void)x;
+    out[0] = 0;
+    out[1] = lam[1];
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = lam[0];
+    out[7] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], time cost) */
+static void LIF_adj_reset_lam(const real *p, const real *x, const real *lam, real *out)
+{
+    (void)p;
+    (void)x;
+    out[0] = 0;
+    out[1] = lam[1];
+    out[2] = 0;
+}
+
+/* dL/dτ at the end of the refractory period, state x there */
+static real LIF_adj_end(const real *p, const real *x, const real *lam)
+{
+    return -lam[0]*(x[1] - x[0])/p[0];
+}
+
+/* ∂t_ref/∂p */
+static void LIF_adj_period(const real *p, real *out)
+{
+    (void)p;
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 1;
+}
+
+/* ∂exp(Ã·delta)/∂p: [5][2][3] */
+static void LIF_propagator_gradients(const real *p, real delta, real *out)
+{
+    const real c0 = exp(-delta/p[0]);
+    const real c1 = delta/(p[0]*p[0]);
+    const real c2 = 1.0/p[1];
+    const real c3 = exp(-delta*c2);
+    const real c4 = delta*c3;
+    const real c5 = (1.0/2.0)/(p[1]*p[1]*p[1]);
+    const real c6 = p[0] == p[1];
+    const real c7 = p[0] - p[1];
+    const real c8 = -c0*p[1]/(c7*c7);
+    const real c9 = c2*p[0] - 1;
+    const real c10 = c3/(c9*c9);
+    const real c11 = 1.0/c7;
+    const real c12 = pow(p[1], -2);
+    const real c13 = c12*c4;
+    out[0] = c0*c1;
+    out[1] = ((c6) ? (c4*c5*(delta - 2*p[1])) : (c0*c1*c11*p[1] + c10*c2 + c8));
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = ((c6) ? ((delta*delta)*c3*c5) : (c0*c11 - c10*c12*p[0] - c13/c9 - c8));
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = c13;
+    out[11] = 0;
+    out[12] = 0;
+    out[13] = 0;
+    out[14] = 0;
+    out[15] = 0;
+    out[16] = 0;
+    out[17] = 0;
+    out[18] = 0;
+    out[19] = 0;
+    out[20] = 0;
+    out[21] = 0;
+    out[22] = 0;
+    out[23] = 0;
+    out[24] = 0;
+    out[25] = 0;
+    out[26] = 0;
+    out[27] = 0;
+    out[28] = 0;
+    out[29] = 0;
+}
+
+/* ∂exp(Ã·delta)/∂p while refractory: [5][2][3] */
+static void LIF_propagator_gradients_refractory(const real *p, real delta, real *out)
+{
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = delta*exp(-delta/p[1])/(p[1]*p[1]);
+    out[11] = 0;
+    out[12] = 0;
+    out[13] = 0;
+    out[14] = 0;
+    out[15] = 0;
+    out[16] = 0;
+    out[17] = 0;
+    out[18] = 0;
+    out[19] = 0;
+    out[20] = 0;
+    out[21] = 0;
+    out[22] = 0;
+    out[23] = 0;
+    out[24] = 0;
+    out[25] = 0;
+    out[26] = 0;
+    out[27] = 0;
+    out[28] = 0;
+    out[29] = 0;
+}
+
+/* ---- adjoint of LI (std/li.snn:2:1) ---- */
+
+/* an event of weight w: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [2]) */
+static void LI_adj_event(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+static void LI_adj_event_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* an event of weight w during the refractory period: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [2]) */
+static void LI_adj_event_refractory(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+static void LI_adj_event_refractory_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* ∂exp(Ã·delta)/∂p: [2][2][3] */
+static void LI_propagator_gradients(const real *p, real delta, real *out)
+{
+    const real c0 = exp(-delta/p[0]);
+    const real c1 = delta/(p[0]*p[0]);
+    const real c2 = 1.0/p[1];
+    const real c3 = exp(-delta*c2);
+    const real c4 = delta*c3;
+    const real c5 = (1.0/2.0)/(p[1]*p[1]*p[1]);
+    const real c6 = p[0] == p[1];
+    const real c7 = p[0] - p[1];
+    const real c8 = -c0*p[1]/(c7*c7);
+    const real c9 = c2*p[0] - 1;
+    const real c10 = c3/(c9*c9);
+    const real c11 = 1.0/c7;
+    const real c12 = pow(p[1], -2);
+    const real c13 = c12*c4;
+    out[0] = c0*c1;
+    out[1] = ((c6) ? (c4*c5*(delta - 2*p[1])) : (c0*c1*c11*p[1] + c10*c2 + c8));
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = ((c6) ? ((delta*delta)*c3*c5) : (c0*c11 - c10*c12*p[0] - c13/c9 - c8));
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = c13;
+    out[11] = 0;
+}
+
+static void LI_propagator_gradients_refractory(const real *p, real delta, real *out)
+{
+    LI_propagator_gradients(p, delta, out);  /* nothing is clamped */
+}
+
+#pragma GCC diagnostic pop
+
+/* An arrival in the reverse calendar. src: j·H + k of the emitting spike in its population (src_pop; -1: an input). */
+typedef struct { double time; int64_t src; int32_t syn, target; int16_t pop, proj, src_pop; } qgen_arrival;
+typedef struct { qgen_arrival *a; int64_t n, cap; } qgen_slot;
+/* A spike to push into the reverse calendar. */
+typedef struct { int64_t step; double time; int32_t pop, neuron; int64_t k; } qgen_emission;
+/* A jump of one neuron in one step. rank 0: the end of the refractory period of spike k; 1: a threshold
+   crossing (spike k); 2: an event (sub 0) or the spike k it triggered (sub 1). */
+typedef struct { double time; int32_t rank, proj, syn, sub, src_pop, ref; int64_t src, k; real w; } qgen_jump;
+typedef struct { int32_t syn; double key; } qgen_drop;
+
+typedef struct {
+    qgen_slot *slots;  /* the reverse calendar, D steps */
+    int64_t D;
+    qgen_arrival *seg;  /* the arrivals of the steps of one segment */
+    int64_t n_seg, cap_seg;
+    qgen_jump *jumps;
+    int64_t cap_jumps;
+    double *flow_t, *flow_delta;  /* per sub-interval of one neuron's step: start, width, */
+    int32_t *flow_ref;  /* refractory, */
+    real *flow_x, *jump_x;  /* state at its start; state before each jump */
+    int64_t cap_flows;
+    qgen_drop *drops[2];
+    int64_t n_drops[2];
+} qgen_back;
+
+static int grow(void **p, int64_t *cap, int64_t need, size_t size)
+{
+    if (need <= *cap) return QGEN_OK;
+    int64_t cap2 = *cap ? *cap : 16;
+    while (cap2 < need) cap2 *= 2;
+    void *q = realloc(*p, (size_t)cap2 * size);
+    if (!q) return QGEN_OUT_OF_MEMORY;
+    *p = q;
+    *cap = cap2;
+    return QGEN_OK;
+}
+
+static int grow_flows(qgen_back *bk, int64_t need, int n)
+{
+    if (need <= bk->cap_flows) return QGEN_OK;
+    int64_t cap = bk->cap_flows ? bk->cap_flows : 16;
+    while (cap < need) cap *= 2;
+    double *t = realloc(bk->flow_t, (size_t)cap * sizeof *t);
+    if (!t) return QGEN_OUT_OF_MEMORY;
+    bk->flow_t = t;
+    double *delta = realloc(bk->flow_delta, (size_t)cap * sizeof *delta);
+    if (!delta) return QGEN_OUT_OF_MEMORY;
+    bk->flow_delta = delta;
+    int32_t *ref = realloc(bk->flow_ref, (size_t)cap * sizeof *ref);
+    if (!ref) return QGEN_OUT_OF_MEMORY;
+    bk->flow_ref = ref;
+    real *x = realloc(bk->flow_x, (size_t)(cap * n) * sizeof *x);
+    if (!x) return QGEN_OUT_OF_MEMORY;
+    bk->flow_x = x;
+    real *y = realloc(bk->jump_x, (size_t)(cap * n) * sizeof *y);
+    if (!y) return QGEN_OUT_OF_MEMORY;
+    bk->jump_x = y;
+    bk->cap_flows = cap;
+    return QGEN_OK;
+}
+
+static int compare_drops(const void *pa, const void *pb)
+{
+    const qgen_drop *a = pa, *b = pb;
+    if (a->syn != b->syn) return a->syn < b->syn ? -1 : 1;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+static int compare_emissions(const void *pa, const void *pb)
+{
+    const qgen_emission *a = pa, *b = pb;
+    return (a->step > b->step) - (a->step < b->step);
+}
+
+/* Where each population's neurons start in the numbering of all neurons (the grouping of arrivals). */
+static const int64_t qgen_pop_base[3] = { 0, 5, 125 };
+#define QGEN_ALL_NEURONS 128
+
+/* A step's arrivals a[0..n) into out, grouped by (population, target) in a stable counting sort
+   (count: QGEN_ALL_NEURONS + 1 scratch); each neuron's jumps are put in forward order by sort_jumps. */
+static void group_arrivals(const qgen_arrival *a, int64_t n, qgen_arrival *out, int64_t *count)
+{
+    if (n <= 1) {
+        if (n) out[0] = a[0];
+        return;
+    }
+    memset(count, 0, (QGEN_ALL_NEURONS + 1) * sizeof *count);
+    for (int64_t e = 0; e < n; ++e) ++count[qgen_pop_base[a[e].pop] + a[e].target + 1];
+    for (int64_t k = 1; k <= QGEN_ALL_NEURONS; ++k) count[k] += count[k - 1];
+    for (int64_t e = 0; e < n; ++e) out[count[qgen_pop_base[a[e].pop] + a[e].target]++] = a[e];
+}
+
+/* One neuron's jumps in forward order. */
+static int compare_jumps(const void *pa, const void *pb)
+{
+    const qgen_jump *a = pa, *b = pb;
+    if (a->time != b->time) return a->time < b->time ? -1 : 1;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    if (a->proj != b->proj) return a->proj < b->proj ? -1 : 1;
+    if (a->syn != b->syn) return a->syn < b->syn ? -1 : 1;
+    return (a->sub > b->sub) - (a->sub < b->sub);
+}
+
+static void sort_jumps(qgen_jump *jp, int64_t m)
+{
+    if (m > 16) {
+        qsort(jp, (size_t)m, sizeof *jp, compare_jumps);
+        return;
+    }
+    for (int64_t i = 1; i < m; ++i) {
+        const qgen_jump next = jp[i];
+        int64_t k = i;
+        for (; k > 0 && compare_jumps(&next, &jp[k - 1]) < 0; --k) jp[k] = jp[k - 1];
+        jp[k] = next;
+    }
+}
+
+/* Whether a refractory period of the spikes time[0..c) ends in (t0, t1]: the jumps_* test, for the quiet neurons. */
+static inline int refractory_ends(const double *time, int64_t c, double tref, double t0, double t1)
+{
+    if (tref > 0)
+        for (int64_t k = c - 1; k >= 0 && time[k] + tref > t0; --k)
+            if (time[k] + tref <= t1) return 1;
+    return 0;
+}
+
+/* λ ← P[:n, :n]ᵀ λ for a row-major n×(n+1) propagator P. */
+static inline void adjoint_flow(const real *P, double *lam, int n)
+{
+    double out[16];
+    for (int j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int i = 0; i < n; ++i) sum += P[i * (n + 1) + j] * lam[i];
+        out[j] = sum;
+    }
+    for (int j = 0; j < n; ++j) lam[j] = out[j];
+}
+
+/* grad[q] += λᵀ ∂P/∂p_q (x, 1) for ∂P/∂p of shape [np][n][n+1]. */
+static inline void flow_gradient(const real *Dg, const double *lam, const real *x, double *grad, int n, int np)
+{
+    for (int q = 0; q < np; ++q) {
+        double sum = 0;
+        for (int i = 0; i < n; ++i) {
+            const real *row = Dg + (q * n + i) * (n + 1);
+            double r = row[n];
+            for (int j = 0; j < n; ++j) r += row[j] * x[j];
+            sum += lam[i] * r;
+        }
+        grad[q] += sum;
+    }
+}
+
+static inline real weight_of(const qgen_state *s, int32_t proj, int32_t syn)
+{
+    switch (proj) {
+    case 0:
+        return s->prj0_inp__hid_weight[syn];
+    case 1:
+        return s->prj1_hid__out_weight[syn];
+    default:
+        (void)s;
+        (void)syn;
+        return 0;
+    }
+}
+
+/* Whether the forward dropped the event of synapse syn arriving at key. */
+static inline int dropped(const qgen_back *bk, int32_t proj, int32_t syn, double key)
+{
+    const qgen_drop probe = {syn, key};
+    return bk->n_drops[proj] > 0
+           && bsearch(&probe, bk->drops[proj], (size_t)bk->n_drops[proj], sizeof probe, compare_drops) != NULL;
+}
+
+/* The arrivals of a spike at time t (emitted in step m) through [first, last) of projection proj. */
+static int push_reverse(qgen_back *bk, const double *delay, const int32_t *post, int64_t first, int64_t last,
+                        double t, int64_t m, int64_t T, int32_t pop, int32_t proj, int32_t src_pop, int64_t src)
+{
+    const int drops = bk->n_drops[proj] > 0;
+    const int64_t D = bk->D, r = m % D;  /* slot of step m; arrivals come less than D steps later */
+    for (int64_t syn = first; syn < last; ++syn) {
+        const double key = t + delay[syn];
+        int64_t at = (int64_t)floor(key / QGEN_DT);
+        if (at < m + 1) at = m + 1;
+        if (at >= T || (drops && dropped(bk, proj, (int32_t)syn, key))) continue;
+        int64_t k = r + (at - m);  /* at % D */
+        while (k >= D) k -= D;
+        qgen_slot *slot = &bk->slots[k];
+        if (grow((void **)&slot->a, &slot->cap, slot->n + 1, sizeof *slot->a)) return QGEN_OUT_OF_MEMORY;
+        slot->a[slot->n++] = (qgen_arrival){.time = key, .src = src, .syn = (int32_t)syn, .target = post[syn],
+                                            .pop = (int16_t)pop, .proj = (int16_t)proj, .src_pop = (int16_t)src_pop};
+    }
+    return QGEN_OK;
+}
+
+static int push_emission(qgen_state *s, qgen_back *bk, const qgen_emission *e, int64_t T)
+{
+    (void)s;
+    (void)bk;
+    (void)T;
+    switch (e->pop) {
+    case 0: {
+        if (push_reverse(bk, s->prj0_inp__hid_delay, s->prj0_inp__hid_post,
+                         s->prj0_inp__hid_out_start[e->neuron], s->prj0_inp__hid_out_start[e->neuron + 1],
+                         e->time, e->step, T, 1, 0, -1,
+                         -1))
+            return QGEN_OUT_OF_MEMORY;
+        break;
+    }
+    case 1: {
+        if (push_reverse(bk, s->prj1_hid__out_delay, s->prj1_hid__out_post,
+                         s->prj1_hid__out_out_start[e->neuron], s->prj1_hid__out_out_start[e->neuron + 1],
+                         e->time, e->step, T, 2, 1, 1,
+                         e->neuron * s->H1 + e->k))
+            return QGEN_OUT_OF_MEMORY;
+        break;
+    }
+    default:
+        break;
+    }
+    return QGEN_OK;
+}
+
+/* ---- hid: LIF × 120 ---- */
+
+/* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
+static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    int64_t m = 0;
+    const int64_t row = (b * 120 + j) * s->H1;
+    const double *time = s->pop1_hid_tape_time + row;
+    int64_t ends = 0;
+    if (tref > 0)
+        for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k) ends += time[k] + tref <= t1;
+    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne + (c_hi - c_lo) + ends, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    if (tref > 0)
+        for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k)
+            if (time[k] + tref <= t1) bk->jumps[m++] = (qgen_jump){time[k] + tref, 0, -1, -1, 0, -1, 0, -1, k, 0};
+    for (int64_t k = c_lo; k < c_hi; ++k) {
+        const int32_t proj = s->pop1_hid_tape_proj[row + k];
+        bk->jumps[m++] = proj < 0 ? (qgen_jump){time[k], 1, -1, -1, 0, -1, 0, -1, k, 0}
+                                  : (qgen_jump){time[k], 2, proj, s->pop1_hid_tape_syn[row + k], 1, -1, 0, -1, k, 0};
+    }
+    for (int64_t e = 0; e < ne; ++e)
+        bk->jumps[m++] = (qgen_jump){ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                     ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+    sort_jumps(bk->jumps, m);
+    *m_out = m;
+    return QGEN_OK;
+}
+
+/* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
+   sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
+static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
+                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+{
+    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    const int64_t row = (b * 120 + j) * s->H1;
+    double t = t0;
+    real y[2], Pm[6];
+    for (int64_t f = 0; f <= m; ++f) {
+        const double target = f < m ? bk->jumps[f].time : t1;
+        const double delta = target > t ? target - t : 0;
+        const int ref = until > t;
+        bk->flow_t[f] = t;
+        bk->flow_delta[f] = delta;
+        bk->flow_ref[f] = ref;
+        if (store) {
+            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            if (delta > 0) {
+                if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
+                else
+                LIF_propagator(p, (real)delta, Pm);
+                apply_affine(Pm, x, y, 2);
+                memcpy(x, y, sizeof y);
+            }
+        }
+        if (delta > 0) t = target;
+        if (f == m) break;
+        qgen_jump *jp = &bk->jumps[f];
+        jp->ref = until > t;
+        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (jp->rank == 2 && jp->sub == 0) {
+            if (store) {
+                if (jp->ref) LIF_event_refractory(p, x, jp->w);
+                else LIF_event(p, x, jp->w);
+            }
+        } else if (jp->rank == 0) {
+            if (store) memcpy(x, s->pop1_hid_tape_end + (row + jp->k) * 2, sizeof y);
+        } else {
+            if (store) {
+                memcpy(x, s->pop1_hid_tape_x + (row + jp->k) * 2, sizeof y);
+                LIF_reset(p, x);
+            }
+            if (tref > 0) until = jp->time + tref;
+        }
+    }
+    return QGEN_OK;
+}
+
+/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+static int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = d[23];
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 1) ++e;
+    const int32_t *count = s->pop1_hid_tape_count + b * 120;
+    for (int64_t j = 0; j < 120; ++j) {
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
+        const int64_t row = (b * 120 + j) * s->H1;
+        const int64_t c_lo = rc[j];
+        int64_t c_hi = c_lo;
+        while (c_hi < count[j] && s->pop1_hid_tape_step[row + c_hi] == n) ++c_hi;
+        const double until = tref > 0 && c_lo > 0 ? s->pop1_hid_tape_time[row + c_lo - 1] + tref : -INFINITY;
+        rc[j] = c_hi;
+        real *x = X1 + j * 2;
+        memcpy(x, X0 + j * 2, 2 * sizeof *x);
+        int64_t m;
+        if (jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {
+            real y[2];
+            apply_affine(d + (until > t0 ? 6 : 0), x, y, 2);
+            memcpy(x, y, sizeof y);
+            continue;
+        }
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+/* The adjoint back through an arrival of weight w at synapse syn of projection proj (ref: during the
+   refractory period; xm: the state before it): λ⁺ → λ⁻ in lam, dL/dw and dL/d(delay) of the synapse,
+   dL/d(delay) = dL/dt_a (plus pending, the dL/dt of a spike it triggered) onto the emitting spike's dL/dt;
+   with params, dL/dp into grad. */
+static inline void arrive_pop1_hid(qgen_state *s, int64_t b, const real *p, const real *xm, int ref, int32_t proj,
+                                  int32_t syn, real w, int32_t src_pop, int64_t src, double pending, double *lam,
+                                  double *grad, int params, double **dts)
+{
+    real lam_r[2], o[9];
+    for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+    if (params) {
+        if (ref) LIF_adj_event_refractory(p, xm, w, lam_r, o);
+        else
+        LIF_adj_event(p, xm, w, lam_r, o);
+        grad[0] += o[4];
+        grad[1] += o[5];
+        grad[2] += o[6];
+        grad[3] += o[7];
+        grad[4] += o[8];
+    } else {  /* no parameter gradients */
+        if (ref) LIF_adj_event_refractory_lam(p, xm, w, lam_r, o);
+        else
+        LIF_adj_event_lam(p, xm, w, lam_r, o);
+    }
+    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+    const double time = o[3] + pending;
+    switch (proj) {
+    case 0:
+        s->prj0_inp__hid_wgrad[b * s->S0 + syn] += o[2];
+        s->prj0_inp__hid_dgrad[b * s->S0 + syn] += time;
+        break;
+    default:
+        break;
+    }
+    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+}
+
+/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
+   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
+                        const real *Dg, const real *Dg_ref, double **dts)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = d[23];
+    double *lam_all = s->pop1_hid_lam + b * 240;
+    real x[2] = {0}, zero[2] = {0}, Pm[6];
+    real Dtmp[30];
+    (void)zero;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 1) ++e;
+    for (int64_t j = 0; j < 120; ++j) {
+        double *lam = lam_all + j * 2;
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
+        const int64_t row = (b * 120 + j) * s->H1;
+        const int64_t c_hi = cursor[j];
+        int64_t c_lo = c_hi;
+        while (c_lo > 0 && s->pop1_hid_tape_step[row + c_lo - 1] == n) --c_lo;
+        cursor[j] = c_lo;
+        const double until = tref > 0 && c_lo > 0 ? s->pop1_hid_tape_time[row + c_lo - 1] + tref : -INFINITY;
+        double *dt_k = dts[1] + row - b * 120 * s->H1;
+        int64_t m = 0;
+        /* no spike and no end of a refractory period in this step: only arrivals, if any */
+        const int still = c_lo == c_hi && !refractory_ends(s->pop1_hid_tape_time + row, c_hi, tref, t0, t1);
+        if (still && e1 > e && !X0) {
+            /* only arrivals, which leave λ unchanged (λ⁻ = λ⁺), and no parameter gradients: λ at each arrival
+               is P(t1 - t_a)ᵀ λ(t1), in any order, and λ(t0) = P(dt)ᵀ λ(t1) */
+            for (int64_t f = e; f < e1; ++f) {
+                const double ta = ev[f].time > t0 ? ev[f].time : t0;
+                const int ref = until > ta;
+                double lam_a[2];
+                memcpy(lam_a, lam, sizeof lam_a);
+                if (t1 > ta) {
+                    if (ref) LIF_propagator_refractory(p, (real)(t1 - ta), Pm);
+                    else
+                    LIF_propagator(p, (real)(t1 - ta), Pm);
+                    adjoint_flow(Pm, lam_a, 2);
+                }
+                arrive_pop1_hid(s, b, p, zero, ref, ev[f].proj, ev[f].syn, weight_of(s, ev[f].proj, ev[f].syn),
+                               ev[f].src_pop, ev[f].src, 0.0, lam_a, grad, 0, dts);
+            }
+            e = e1;
+            adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (!(still && e1 == e) && jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+            return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {  /* no jump: one flow over dt */
+            const int ref = until > t0;
+            if (X0) flow_gradient(ref ? Dg_ref : Dg, lam, X0 + j * 2, grad, 2, 5);
+            adjoint_flow(d + (ref ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (X0) memcpy(x, X0 + j * 2, sizeof x);
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
+        for (int64_t f = m; f >= 0; --f) {
+            const double delta = bk->flow_delta[f];
+            if (delta > 0) {
+                const int ref = bk->flow_ref[f];
+                if (X0) {
+                    if (ref) LIF_propagator_gradients_refractory(p, (real)delta, Dtmp);
+                    else
+                    LIF_propagator_gradients(p, (real)delta, Dtmp);
+                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 5);
+                }
+                if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
+                else
+                LIF_propagator(p, (real)delta, Pm);
+                adjoint_flow(Pm, lam, 2);
+            }
+            if (f == 0) break;
+            const qgen_jump *jp = &bk->jumps[f - 1];
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;
+            real lam_r[2];
+            for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+            if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
+                arrive_pop1_hid(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
+                               X0 != NULL, dts);
+                pending = 0;
+            }
+            else if (jp->rank == 0) {  /* the end of spike k's refractory period */
+                const double time = LIF_adj_end(p, s->pop1_hid_tape_end + (row + jp->k) * 2, lam_r);
+                dt_k[jp->k] += time;
+                if (X0) {
+                    real period[5];
+                    LIF_adj_period(p, period);
+                    for (int q = 0; q < 5; ++q) grad[q] += time * period[q];
+                }
+            } else {  /* spike k */
+                const real *xk = s->pop1_hid_tape_x + (row + jp->k) * 2;
+                const double dL = dt_k[jp->k];
+                if (jp->sub == 1) {  /* an event triggered it: the reset at a fixed time */
+                    real o[8];
+                    if (X0) {
+                        LIF_adj_reset(p, xk, lam_r, o);
+                        grad[0] += o[3];
+                        grad[1] += o[4];
+                        grad[2] += o[5];
+                        grad[3] += o[6];
+                        grad[4] += o[7];
+                    } else {
+                        LIF_adj_reset_lam(p, xk, lam_r, o);
+                    }
+                    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+                    pending += o[2] + dL;
+                } else {
+                    real o[7];
+                    if (X0) {
+                        LIF_adj_spike(p, xk, lam_r, (real)dL, o);
+                        grad[0] += o[2];
+                        grad[1] += o[3];
+                        grad[2] += o[4];
+                        grad[3] += o[5];
+                        grad[4] += o[6];
+                    } else {
+                        LIF_adj_spike_lam(p, xk, lam_r, (real)dL, o);
+                    }
+                    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+                }
+            }
+        }
+    }
+    return QGEN_OK;
+}
+
+/* ---- out: LI × 3 ---- */
+
+/* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
+static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+{
+    const double t0 = n * QGEN_DT;
+    int64_t m = 0;
+    (void)s;
+    (void)b;
+    (void)j;
+    (void)c_lo;
+    (void)c_hi;
+    (void)tref;
+    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    for (int64_t e = 0; e < ne; ++e)
+        bk->jumps[m++] = (qgen_jump){ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                     ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+    sort_jumps(bk->jumps, m);
+    *m_out = m;
+    return QGEN_OK;
+}
+
+/* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
+   sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
+static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
+                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+{
+    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    (void)s;
+    (void)b;
+    (void)j;
+    (void)tref;
+    double t = t0;
+    real y[2], Pm[6];
+    for (int64_t f = 0; f <= m; ++f) {
+        const double target = f < m ? bk->jumps[f].time : t1;
+        const double delta = target > t ? target - t : 0;
+        const int ref = until > t;
+        bk->flow_t[f] = t;
+        bk->flow_delta[f] = delta;
+        bk->flow_ref[f] = ref;
+        if (store) {
+            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            if (delta > 0) {
+                LI_propagator(p, (real)delta, Pm);
+                apply_affine(Pm, x, y, 2);
+                memcpy(x, y, sizeof y);
+            }
+        }
+        if (delta > 0) t = target;
+        if (f == m) break;
+        qgen_jump *jp = &bk->jumps[f];
+        jp->ref = until > t;
+        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (jp->rank == 2 && jp->sub == 0) {
+            if (store) LI_event(p, x, jp->w);
+        } else if (jp->rank == 0) {
+        } else {
+        }
+    }
+    return QGEN_OK;
+}
+
+/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+static int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = 0;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 2) ++e;
+    for (int64_t j = 0; j < 3; ++j) {
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
+        const int64_t c_lo = 0, c_hi = 0;
+        const double until = -INFINITY;
+        (void)rc;
+        real *x = X1 + j * 2;
+        memcpy(x, X0 + j * 2, 2 * sizeof *x);
+        int64_t m;
+        if (jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {
+            real y[2];
+            apply_affine(d + (until > t0 ? 6 : 0), x, y, 2);
+            memcpy(x, y, sizeof y);
+            continue;
+        }
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+/* The adjoint back through an arrival of weight w at synapse syn of projection proj (ref: during the
+   refractory period; xm: the state before it): λ⁺ → λ⁻ in lam, dL/dw and dL/d(delay) of the synapse,
+   dL/d(delay) = dL/dt_a (plus pending, the dL/dt of a spike it triggered) onto the emitting spike's dL/dt;
+   with params, dL/dp into grad. */
+static inline void arrive_pop2_out(qgen_state *s, int64_t b, const real *p, const real *xm, int ref, int32_t proj,
+                                  int32_t syn, real w, int32_t src_pop, int64_t src, double pending, double *lam,
+                                  double *grad, int params, double **dts)
+{
+    real lam_r[2], o[6];
+    for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+    (void)ref;
+    if (params) {
+        LI_adj_event(p, xm, w, lam_r, o);
+        grad[0] += o[4];
+        grad[1] += o[5];
+    } else {  /* no parameter gradients */
+        LI_adj_event_lam(p, xm, w, lam_r, o);
+    }
+    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+    const double time = o[3] + pending;
+    switch (proj) {
+    case 1:
+        s->prj1_hid__out_wgrad[b * s->S1 + syn] += o[2];
+        s->prj1_hid__out_dgrad[b * s->S1 + syn] += time;
+        break;
+    default:
+        break;
+    }
+    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+}
+
+/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
+   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
+                        const real *Dg, const real *Dg_ref, double **dts)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = 0;
+    double *lam_all = s->pop2_out_lam + b * 6;
+    real x[2] = {0}, zero[2] = {0}, Pm[6];
+    real Dtmp[12];
+    (void)cursor;
+    (void)zero;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 2) ++e;
+    for (int64_t j = 0; j < 3; ++j) {
+        double *lam = lam_all + j * 2;
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
+        const int64_t c_lo = 0, c_hi = 0;
+        const double until = -INFINITY;
+        int64_t m = 0;
+        const int still = 1;
+        if (still && e1 > e && !X0) {
+            /* only arrivals, which leave λ unchanged (λ⁻ = λ⁺), and no parameter gradients: λ at each arrival
+               is P(t1 - t_a)ᵀ λ(t1), in any order, and λ(t0) = P(dt)ᵀ λ(t1) */
+            for (int64_t f = e; f < e1; ++f) {
+                const double ta = ev[f].time > t0 ? ev[f].time : t0;
+                const int ref = until > ta;
+                double lam_a[2];
+                memcpy(lam_a, lam, sizeof lam_a);
+                if (t1 > ta) {
+                    LI_propagator(p, (real)(t1 - ta), Pm);
+                    adjoint_flow(Pm, lam_a, 2);
+                }
+                arrive_pop2_out(s, b, p, zero, ref, ev[f].proj, ev[f].syn, weight_of(s, ev[f].proj, ev[f].syn),
+                               ev[f].src_pop, ev[f].src, 0.0, lam_a, grad, 0, dts);
+            }
+            e = e1;
+            adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (!(still && e1 == e) && jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+            return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {  /* no jump: one flow over dt */
+            const int ref = until > t0;
+            if (X0) flow_gradient(ref ? Dg_ref : Dg, lam, X0 + j * 2, grad, 2, 2);
+            adjoint_flow(d + (ref ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (X0) memcpy(x, X0 + j * 2, sizeof x);
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
+        for (int64_t f = m; f >= 0; --f) {
+            const double delta = bk->flow_delta[f];
+            if (delta > 0) {
+                const int ref = bk->flow_ref[f];
+                if (X0) {
+                    LI_propagator_gradients(p, (real)delta, Dtmp);
+                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 2);
+                }
+                (void)ref;
+                LI_propagator(p, (real)delta, Pm);
+                adjoint_flow(Pm, lam, 2);
+            }
+            if (f == 0) break;
+            const qgen_jump *jp = &bk->jumps[f - 1];
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;
+            if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
+                arrive_pop2_out(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
+                               X0 != NULL, dts);
+                pending = 0;
+            }
+        }
+    }
+    return QGEN_OK;
+}
+
+static int backward_trial(qgen_state *s, int64_t b, qgen_error *err)
+{
+    const int64_t T = s->T, K = s->ckpt_every > 0 ? s->ckpt_every : 64;
+    const int states = s->need_states && s->ckpt_every > 0;
+    int rc = QGEN_OUT_OF_MEMORY;
+    qgen_back bk;
+    memset(&bk, 0, sizeof bk);
+    qgen_emission *em = NULL;
+    int64_t *seg_lo = malloc((size_t)K * sizeof *seg_lo), *seg_hi = malloc((size_t)K * sizeof *seg_hi);
+    int64_t *group = malloc((QGEN_ALL_NEURONS + 1) * sizeof *group);
+    double *dts[3] = {0};
+    int64_t *cursor1 = calloc(120, sizeof(int64_t));
+    int64_t *replay1 = calloc(120, sizeof(int64_t));
+    real *xs1 = states ? malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
+    dts[1] = s->pop1_hid_tape_dt + b * 120 * s->H1;
+    int64_t *cursor2 = calloc(3, sizeof(int64_t));
+    int64_t *replay2 = calloc(3, sizeof(int64_t));
+    real *xs2 = states ? malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
+    (void)err;
+    if (!seg_lo || !seg_hi || !group) goto done;
+    if (!cursor1 || !replay1 || (states && !xs1)) goto done;
+    if (!cursor2 || !replay2 || (states && !xs2)) goto done;
+    /* the spikes to push, by step */
+    int64_t n_em = 0, span = 1;
+    n_em += s->pop0_inp_in_start[b + 1] - s->pop0_inp_in_start[b];
+    for (int64_t j = 0; j < 120; ++j) n_em += s->pop1_hid_tape_count[b * 120 + j];
+    em = malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
+    if (!em) goto done;
+    n_em = 0;
+    for (int64_t k = s->pop0_inp_in_start[b]; k < s->pop0_inp_in_start[b + 1]; ++k)
+        em[n_em++] = (qgen_emission){s->pop0_inp_in_step[k], s->pop0_inp_in_time[k], 0,
+                                     s->pop0_inp_in_id[k], -1};
+    for (int64_t j = 0; j < 120; ++j) {
+        const int64_t row = (b * 120 + j) * s->H1;
+        for (int64_t k = 0; k < s->pop1_hid_tape_count[b * 120 + j]; ++k)
+            em[n_em++] = (qgen_emission){s->pop1_hid_tape_step[row + k], s->pop1_hid_tape_time[row + k],
+                                         1, (int32_t)j, k};
+    }
+    qsort(em, (size_t)n_em, sizeof *em, compare_emissions);
+    /* the drop logs, sorted for lookups; the reverse calendar, one maximum delay long */
+    {
+        const int64_t count = s->prj0_inp__hid_drops[b] < s->L0 ? s->prj0_inp__hid_drops[b] : s->L0;
+        bk.drops[0] = malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!bk.drops[0]) goto done;
+        for (int64_t k = 0; k < count; ++k)
+            bk.drops[0][k] = (qgen_drop){s->prj0_inp__hid_drop_syn[b * s->L0 + k],
+                                                        s->prj0_inp__hid_drop_key[b * s->L0 + k]};
+        qsort(bk.drops[0], (size_t)count, sizeof(qgen_drop), compare_drops);
+        bk.n_drops[0] = count;
+        for (int64_t syn = 0; syn < s->S0; ++syn) {
+            const int64_t steps = (int64_t)ceil(s->prj0_inp__hid_delay[syn] / QGEN_DT) + 2;
+            if (steps > span) span = steps;
+        }
+    }
+    {
+        const int64_t count = s->prj1_hid__out_drops[b] < s->L1 ? s->prj1_hid__out_drops[b] : s->L1;
+        bk.drops[1] = malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!bk.drops[1]) goto done;
+        for (int64_t k = 0; k < count; ++k)
+            bk.drops[1][k] = (qgen_drop){s->prj1_hid__out_drop_syn[b * s->L1 + k],
+                                                        s->prj1_hid__out_drop_key[b * s->L1 + k]};
+        qsort(bk.drops[1], (size_t)count, sizeof(qgen_drop), compare_drops);
+        bk.n_drops[1] = count;
+        for (int64_t syn = 0; syn < s->S1; ++syn) {
+            const int64_t steps = (int64_t)ceil(s->prj1_hid__out_delay[syn] / QGEN_DT) + 2;
+            if (steps > span) span = steps;
+        }
+    }
+    bk.D = span + 1;
+    bk.slots = calloc((size_t)bk.D, sizeof *bk.slots);
+    if (!bk.slots) goto done;
+    for (int64_t j = 0; j < 120; ++j) cursor1[j] = s->pop1_hid_tape_count[b * 120 + j];
+    int64_t next = n_em - 1, seg = s->NSEG - 1;
+    for (int64_t m1 = T; m1 > 0;) {
+        const int64_t m0 = ((m1 - 1) / K) * K;
+        /* the arrivals of steps m1-1 .. m0, from the reverse calendar */
+        bk.n_seg = 0;
+        for (int64_t n = m1 - 1; n >= m0; --n) {
+            while (next >= 0 && em[next].step >= n - span) {
+                if (push_emission(s, &bk, &em[next], T)) goto done;
+                --next;
+            }
+            qgen_slot *slot = &bk.slots[n % bk.D];
+            if (grow((void **)&bk.seg, &bk.cap_seg, bk.n_seg + slot->n, sizeof *bk.seg)) goto done;
+            seg_lo[n - m0] = bk.n_seg;
+            group_arrivals(slot->a, slot->n, bk.seg + bk.n_seg, group);
+            bk.n_seg += slot->n;
+            seg_hi[n - m0] = bk.n_seg;
+            slot->n = 0;
+        }
+        if (states) {  /* replay the segment from its checkpoint: the state at the start of each step */
+            int64_t g = seg;
+            while (g > 0 && s->seg_start[g] > m0) --g;
+            memcpy(xs1, s->pop1_hid_ckpt_x + (b * s->NK + m0 / K) * 240,
+                   240 * sizeof(real));
+            for (int64_t j = 0; j < 120; ++j) {
+                int64_t k = cursor1[j];
+                const int64_t row = (b * 120 + j) * s->H1;
+                while (k > 0 && s->pop1_hid_tape_step[row + k - 1] >= m0) --k;
+                replay1[j] = k;
+            }
+            memcpy(xs2, s->pop2_out_ckpt_x + (b * s->NK + m0 / K) * 6,
+                   6 * sizeof(real));
+            for (int64_t n = m0; n < m1 - 1; ++n) {
+                while (g + 1 < s->NSEG && s->seg_start[g + 1] <= n) ++g;
+                const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
+                const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
+                if (replay_pop1_hid(s, b, n, ev, ne, xs1 + (n - m0) * 240,
+                                        xs1 + (n - m0 + 1) * 240, replay1,
+                                        s->pop1_hid_seg_params + g * 5,
+                                        s->pop1_hid_seg_derived + g * 29, &bk))
+                    goto done;
+                if (replay_pop2_out(s, b, n, ev, ne, xs2 + (n - m0) * 6,
+                                        xs2 + (n - m0 + 1) * 6, replay2,
+                                        s->pop2_out_seg_params + g * 2,
+                                        s->pop2_out_seg_derived + g * 29, &bk))
+                    goto done;
+            }
+        }
+        for (int64_t n = m1 - 1; n >= m0; --n) {
+            while (seg > 0 && s->seg_start[seg] > n) --seg;
+            const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
+            const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
+            for (int64_t j = 0; j < 3; ++j) {  /* the trace cotangents at the end of step n */
+                s->pop2_out_lam[(b * 3 + j) * 2 + 0]
+                    += s->pop2_out_cot_v[(b * T + n) * 3 + j];
+            }
+            {
+                const real *p = s->pop1_hid_seg_params + seg * 5;
+                const real *d = s->pop1_hid_seg_derived + seg * 29;
+                real Dg[30], Dg_ref[30];
+                if (states) {
+                    LIF_propagator_gradients(p, (real)QGEN_DT, Dg);
+                    LIF_propagator_gradients_refractory(p, (real)QGEN_DT, Dg_ref);
+                }
+                if (back_pop1_hid(s, b, n, ev, ne, states ? xs1 + (n - m0) * 240 : NULL,
+                                      cursor1, p, d, s->pop1_hid_pgrad + (b * s->NSEG + seg) * 5,
+                                      &bk, Dg, Dg_ref, dts))
+                    goto done;
+            }
+            {
+                const real *p = s->pop2_out_seg_params + seg * 2;
+                const real *d = s->pop2_out_seg_derived + seg * 29;
+                real Dg[12], Dg_ref[12];
+                if (states) {
+                    LI_propagator_gradients(p, (real)QGEN_DT, Dg);
+                    memcpy(Dg_ref, Dg, sizeof Dg);
+                }
+                if (back_pop2_out(s, b, n, ev, ne, states ? xs2 + (n - m0) * 6 : NULL,
+                                      cursor2, p, d, s->pop2_out_pgrad + (b * s->NSEG + seg) * 2,
+                                      &bk, Dg, Dg_ref, dts))
+                    goto done;
+            }
+        }
+        m1 = m0;
+    }
+    rc = QGEN_OK;
+done:
+    free(em);
+    free(seg_lo);
+    free(seg_hi);
+    free(group);
+    free(cursor1);
+    free(replay1);
+    free(xs1);
+    free(cursor2);
+    free(replay2);
+    free(xs2);
+    if (bk.slots)
+        for (int64_t k = 0; k < bk.D; ++k) free(bk.slots[k].a);
+    free(bk.slots);
+    free(bk.seg);
+    free(bk.jumps);
+    free(bk.flow_t);
+    free(bk.flow_delta);
+    free(bk.flow_ref);
+    free(bk.flow_x);
+    free(bk.jump_x);
+    free(bk.drops[0]);
+    free(bk.drops[1]);
+    return rc;
+}
+
+/* The backward pass of every trial of the last forward run (with s->grad); errors[b] says what stopped trial b.
+   (Marked unused: only cffi's wrapper calls it.) */
+__attribute__((unused)) static int qgen_backward(qgen_state *s, qgen_error *errors)
+{
+    int status = QGEN_OK;
+#pragma omp parallel for schedule(dynamic, 1) if (s->B > 1) reduction(max : status)
+    for (int64_t b = 0; b < s->B; ++b) {
+        errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
+        const int rc = backward_trial(s, b, &errors[b]);
+        if (rc && !errors[b].code) errors[b].code = rc;
+        if (rc > status) status = rc;
+    }
+    return status;
+}
+
