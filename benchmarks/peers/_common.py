@@ -116,7 +116,7 @@ def run_in_subprocess(module: str, params: dict, *, python: str | os.PathLike | 
     with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=run_env, stdout=out, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
         peak_tree = 0
         killed_for = None
         stop = threading.Event()
@@ -163,6 +163,16 @@ def run_in_subprocess(module: str, params: dict, *, python: str | os.PathLike | 
     result["subprocess_peak_tree_rss_bytes_sampled"] = peak_tree
     result["command"] = " ".join(cmd[:3]) + " --worker '" + cmd[4] + "'"
     return result
+
+
+def _die_with_parent() -> None:
+    """In the worker before exec: be killed when the benchmark that started it dies. The worker has its
+    own session (so that its whole tree can be killed at the memory cap), which a signal to the
+    benchmark's process group, e.g. from ``timeout``, does not reach."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
