@@ -139,28 +139,65 @@ def _needs(pop: CPopulation, analysis, exact: bool) -> set[str]:
     return used
 
 
+def population_fields(pop: CPopulation, exact: bool) -> list[Field]:
+    """An input population's spike arrays, or a neuron population's state, parameters and refractory clamp:
+    the same on every target that uses this layout (C, CUDA)."""
+    p, i = pop.prefix, pop.index
+    if pop.kind is None:
+        return [Field(f"{p}_in_time", "double", (f"I{i}",), "input spike times (ms)", "input"),
+                Field(f"{p}_in_id", "int32_t", (f"I{i}",), "input spike neurons", "input"),
+                Field(f"{p}_in_step", "int64_t", (f"I{i}",), "the step at whose end each is pushed", "input"),
+                Field(f"{p}_in_start", "int64_t", ("B+1",), "first input spike of each trial", "input"),
+                Field(f"{p}_in_cursor", "int64_t", ("B",), "next input spike of each trial")]
+    k = pop.kind
+    fields = [Field(f"{p}_x", "real", ("B", pop.size, k.n), f"state ({', '.join(k.kind.state_names)})"),
+              Field(f"{p}_params", "real", (len(k.kind.parameters),), "parameters", "network"),
+              Field(f"{p}_derived", "real", (k.derived_size,), "computed from the parameters by qgen_prepare",
+                    "network")]
+    if k.analysis.threshold is not None:
+        fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
+                      if exact else
+                      Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
+    return fields
+
+
+def recording_fields(pop: CPopulation) -> list[Field]:
+    """Recorded spikes and traces of a neuron population."""
+    p, i = pop.prefix, pop.index
+    fields = []
+    if pop.recorded_spikes:
+        fields += [Field(f"{p}_spike_times", "double", ("B", pop.size, f"C{i}"), "recorded spike times (ms)"),
+                   Field(f"{p}_spike_count", "int32_t", ("B", pop.size), "spikes recorded"),
+                   Field(f"{p}_spike_overflow", "int64_t", ("B", pop.size), "spikes that did not fit")]
+    for _, var in pop.traced:
+        fields.append(Field(f"{p}_trace_{c_identifier(var)}", "real", ("B", "T", pop.size), f"{var} per step"))
+    return fields
+
+
+def synapse_fields(proj: CProjection, exact: bool) -> list[Field]:
+    """A projection's synapses (sorted by pre, then post) and its drop counter."""
+    q, j = proj.prefix, proj.index
+    fields = [Field(f"{q}_pre", "int32_t", (f"S{j}",), "presynaptic neuron, synapses ordered by (pre, post)",
+                    "network"),
+              Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron", "network"),
+              Field(f"{q}_out_start", "int64_t", (proj.pre.size + 1,), "first synapse of each presynaptic neuron",
+                    "network"),
+              Field(f"{q}_weight", "real", (f"S{j}",), "weights", "network"),
+              Field(f"{q}_delay", "double", (f"S{j}",), "delays (ms)", "network"),
+              Field(f"{q}_drops", "int64_t", ("B",), "events dropped by a full queue, per trial")]
+    if not exact:
+        fields.append(Field(f"{q}_delay_steps", "int32_t", (f"S{j}",), "delays in steps (qgen_prepare)", "network"))
+    return fields
+
+
 def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]) -> list[Field]:
     exact = model.network.timing == "exact"
     fields: list[Field] = []
     for pop in pops:
         p, i = pop.prefix, pop.index
+        fields += population_fields(pop, exact)
         if pop.kind is None:
-            fields += [Field(f"{p}_in_time", "double", (f"I{i}",), "input spike times (ms)", "input"),
-                       Field(f"{p}_in_id", "int32_t", (f"I{i}",), "input spike neurons", "input"),
-                       Field(f"{p}_in_step", "int64_t", (f"I{i}",), "the step at whose end each is pushed",
-                             "input"),
-                       Field(f"{p}_in_start", "int64_t", ("B+1",), "first input spike of each trial", "input"),
-                       Field(f"{p}_in_cursor", "int64_t", ("B",), "next input spike of each trial")]
             continue
-        k = pop.kind
-        fields += [Field(f"{p}_x", "real", ("B", pop.size, k.n), f"state ({', '.join(k.kind.state_names)})"),
-                   Field(f"{p}_params", "real", (len(k.kind.parameters),), "parameters", "network"),
-                   Field(f"{p}_derived", "real", (k.derived_size,), "computed from the parameters by qgen_prepare",
-                         "network")]
-        if k.analysis.threshold is not None:
-            fields.append(Field(f"{p}_refractory_until", "double", ("B", pop.size), "end of the clamp (ms)")
-                          if exact else
-                          Field(f"{p}_refractory_steps", "int32_t", ("B", pop.size), "steps left in the clamp"))
         if pop.backgrounds:
             fields += [Field(f"{p}_bg_key", "int64_t", (len(pop.backgrounds),), "keys of the background sources "
                              "(from the seed)", "network"),
@@ -168,26 +205,11 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         if any(proj.summing for proj in pop.incoming):
             fields.append(Field(f"{p}_ring_sum", "real", ("B", f"R{i}", pop.size),
                                 "summed weights per slot, shared by every summing projection into it"))
-        if pop.recorded_spikes:
-            fields += [Field(f"{p}_spike_times", "double", ("B", pop.size, f"C{i}"), "recorded spike times (ms)"),
-                       Field(f"{p}_spike_count", "int32_t", ("B", pop.size), "spikes recorded"),
-                       Field(f"{p}_spike_overflow", "int64_t", ("B", pop.size), "spikes that did not fit")]
-        for _, var in pop.traced:
-            fields.append(Field(f"{p}_trace_{c_identifier(var)}", "real", ("B", "T", pop.size), f"{var} per step"))
+        fields += recording_fields(pop)
     for proj in projections:
         q, j = proj.prefix, proj.index
-        n_pre, n_post = proj.pre.size, proj.post.size
-        fields += [Field(f"{q}_pre", "int32_t", (f"S{j}",), "presynaptic neuron, synapses ordered by (pre, post)",
-                         "network"),
-                   Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron", "network"),
-                   Field(f"{q}_out_start", "int64_t", (n_pre + 1,), "first synapse of each presynaptic neuron",
-                         "network"),
-                   Field(f"{q}_weight", "real", (f"S{j}",), "weights", "network"),
-                   Field(f"{q}_delay", "double", (f"S{j}",), "delays (ms)", "network"),
-                   Field(f"{q}_drops", "int64_t", ("B",), "events dropped by a full queue, per trial")]
-        if not exact:
-            fields.append(Field(f"{q}_delay_steps", "int32_t", (f"S{j}",), "delays in steps (qgen_prepare)",
-                                "network"))
+        n_post = proj.post.size
+        fields += synapse_fields(proj, exact)
         K = proj.capacity
         if proj.queue == "ring":
             if not proj.summing:  # slot-major, so that one step's pops sweep memory in order
