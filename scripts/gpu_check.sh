@@ -22,7 +22,7 @@
 # 2. runs the CUDA tests (tests/test_cuda_target.py on the GPU and emulated, tests/test_cuda_codegen.py);
 # 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the
-#    benchmark suite).
+#    benchmark suite), and the full-scale microcircuit against real time, with its GPU memory.
 #
 # Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt. Exits
 # non-zero when a check fails (the logs are written all the same).
@@ -183,6 +183,20 @@ for name, overrides, duration in (("rsnn", None, 250.0), ("brunel", {"N": "10000
         steps = round(duration / sim.dt)
         row.append(f"{target}: {1e6 * seconds / steps:.1f} us/step")
     print(", ".join(row))
+
+# The cortical microcircuit at full scale (77k neurons, 0.3e9 synapses): speed against real time
+# and GPU memory (issue 6's target: faster than real time on one H100).
+import pycuda.driver as cuda
+start = time.perf_counter()
+sim = qgen.load("examples/microcircuit.snn", "cuda", overrides={"scale": "1.0"}).simulator()
+setup = time.perf_counter() - start
+free, total = cuda.mem_get_info()
+seconds = timed(sim, 1000.0)
+result = sim.run(None, 1000.0)
+rates = {pop: float(rec.total.sum()) / rec.total.size for pop, rec in result.spikes.items()}
+print(f"microcircuit scale 1.0 (grid, dt 0.1 ms): setup {setup:.1f} s, 1 s simulated in {seconds:.2f} s wall "
+      f"({1.0 / seconds:.2f}x real time), GPU memory in use {(total - free) / 2**30:.2f} GiB of {total / 2**30:.0f}; "
+      "rates (Hz) " + ", ".join(f"{pop} {rate:.2f}" for pop, rate in rates.items()))
 EOF
     rc=$?
     note "timing (bench.txt): $(tr '\n' ';' <"$OUTDIR/bench.txt")"

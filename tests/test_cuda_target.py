@@ -225,9 +225,9 @@ def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing)
     compare(result, reference, timing == "exact", "float64")
 
 
-@pytest.mark.parametrize("name", ["rsnn.snn", "brunel.snn", "yinyang.snn"])
+@pytest.mark.parametrize("name", ["rsnn.snn", "brunel.snn", "yinyang.snn", "microcircuit.snn"])
 def test_examples_match_the_reference(backend, out, name):
-    overrides = {"N": "300"} if name == "brunel.snn" else None
+    overrides = {"brunel.snn": {"N": "300"}, "microcircuit.snn": {"scale": "0.002"}}.get(name)
     sim = load(EXAMPLES / name, backend, out, overrides=overrides).simulator(batch=2)
     inputs = None
     if name == "yinyang.snn":
@@ -237,7 +237,7 @@ def test_examples_match_the_reference(backend, out, name):
     result = sim.run(inputs, duration)
     reference = ReferenceSimulator(sim.data, batch=2).run(inputs, duration)
     assert sum(int(r.total.sum()) for r in reference.spikes.values()) > 20
-    compare(result, reference, name != "brunel.snn", "float64")
+    compare(result, reference, name in ("rsnn.snn", "yinyang.snn"), "float64")
 
 
 @pytest.mark.parametrize("queue", ["heap", "fifo"])

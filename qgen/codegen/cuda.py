@@ -51,7 +51,6 @@ THREADS = 128  # threads per block of the per-neuron kernels
 # The generator's own files and the C templates it includes: part of the build-cache key.
 SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
            "codegen/printer.py")
-C_TEMPLATES = ("neurons.c.j2",)
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,9 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         fields += population_fields(pop, exact)
         if pop.kind is None:
             continue
+        if pop.backgrounds:
+            fields.append(Field(f"{p}_bg_key", "int64_t", (len(pop.backgrounds),), "keys of the background sources "
+                                "(from the seed)", "network"))
         if any(proj.summing for proj in pop.incoming):
             fields.append(Field(f"{p}_ring_sum", "real", ("B", f"R{i}", pop.size),
                                 "summed weights per slot, shared by every summing projection into it", "device"))
@@ -188,7 +190,7 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
         version=version, fields=fields, scalars=scalar_fields, kinds=list(kinds.values()), populations=pops,
         projections=projections, pre_side=pre_side, threads=THREADS,
         pre=[j for j in projections if pre_side(j)], pre_sources={j.pre.index for j in projections if pre_side(j)},
-        inputs=[p for p in pops if p.kind is None and p.outgoing])
+        inputs=[p for p in pops if p.kind is None and p.outgoing], uses_backgrounds=bool(model.network.backgrounds))
     info = summary(pops, projections)
     info["gradients"] = "the cuda target has no backward pass yet; gradients run on the c and reference targets"
     for entry, pop in zip(info["populations"], pops):

@@ -85,10 +85,10 @@ def load(path: str | Path, target: str = "c", *, precision: str = "float64",
 
         check_model(model, sources)
         return CompiledModel(model, target)
-    if target in ("jax", "cuda") and model.network.backgrounds:  # in-kernel sources: reference and c only
+    if target == "jax" and model.network.backgrounds:  # in-kernel sources: reference, c and cuda
         bg = model.network.backgrounds[0]
         raise QgenError(Code.UNSUPPORTED, f"{bg.loc}: background sources are not supported on target {target}",
-                        hint="run this model on the c or reference target")
+                        hint="run this model on the c, cuda or reference target")
     if target == "jax":
         from qgen.targets import jax as builder
     elif target == "cuda":

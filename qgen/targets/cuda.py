@@ -61,7 +61,7 @@ def template_hash() -> str:
     """Changes whenever a CUDA template, the C template it includes or the generator changes."""
     digest = hashlib.sha256()
     paths = sorted((TEMPLATE_ROOT / "cuda").glob("*.j2"))
-    paths += [TEMPLATE_ROOT / "c" / "neurons.c.j2"]
+    paths += [TEMPLATE_ROOT / "c" / name for name in ("neurons.c.j2", "background.c.j2")]
     paths += [_CODEGEN / name for name in ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py",
                                            "codegen/layout.py", "codegen/names.py", "codegen/printer.py")]
     for path in paths:
@@ -167,10 +167,6 @@ def build(model: Model, precision: str = "float64", out: str | Path = "generated
     """Generate ``model`` as CUDA and compile it to a cubin unless an identical build is cached."""
     if precision not in PRECISIONS:
         raise QgenError(Code.BAD_OPTION, f"unknown precision {precision!r}", hint="use float64 or float32")
-    backgrounds = getattr(model.network, "backgrounds", ())
-    if backgrounds:
-        raise QgenError(Code.UNSUPPORTED, f"{backgrounds[0].loc}: background sources are not supported on target "
-                        "cuda yet", hint="run this model on the c or reference target")
     compiler = nvcc_version()
     folder = build_folder(model, precision, out)
     folder.mkdir(parents=True, exist_ok=True)
