@@ -98,7 +98,7 @@ def test_yinyang_ir():
     assert (second.queue.kind, second.queue.capacity) == ("fifo", 4)
     assert second.delay.kind == "constant" and second.delay.arg("value") == 1.0
     assert [(r.population, r.variable) for r in net.records] == [("hid", "spikes"), ("out", "v")]
-    assert first.loc.file == "yinyang.snn" and first.loc.line == 14
+    assert first.loc.file == "yinyang.snn" and first.loc.line == 15
 
 
 def test_brunel_ir_units_constants_and_overrides():
