@@ -175,27 +175,35 @@ neuron Halving {
     refractory t_ref
     on_event(w) { i = 0.5 * i + w }
 }
+neuron Counter {
+    state { c = 0.0 }
+    on_event(w) { c += w }
+}
 network Odd {
     dt = 0.05 ms
     timing = grid
     population inp = input(4)
     population q = QIF(3, v ~ uniform(-1.0, 0.5))
     population m = Halving(5)
+    population k = Counter(4)
     connect inp -> q all_to_all { weight = 0.4; delay = 1 ms; queue = heap(capacity = 8) }
     connect inp -> m all_to_all { weight ~ uniform(1.0, 4.0); delay ~ uniform(0.5 ms, 2 ms); queue = ring(capacity = 8) }
     connect inp -> m fixed_probability(0.0) as nothing { weight = 1.0; delay = 1 ms; queue = sorted(capacity = 4) }
-    record q.spikes, q.v, m.spikes, m.i
+    connect inp -> k one_to_one { weight = 1.0; delay = 1 ms; queue = fifo(capacity = 4) }
+    record q.spikes, q.v, m.spikes, m.i, k.c
 }
 """
 
 
 def test_non_linear_dynamics_non_additive_events_and_empty_projections(write_model, out):
-    """Runge–Kutta on the grid, events applied one by one, a projection without synapses."""
+    """Runge–Kutta on the grid, events applied one by one, a projection without synapses, a kind without
+    parameters."""
     sim = qgen.load(write_model(ODD_KINDS), target="jax", out=out).simulator()
     gen = np.random.default_rng(1)
     inputs = {"inp": (np.round(gen.uniform(0, 50, 80), 1), gen.integers(0, 4, 80))}
     result, reference = sim.run(inputs, 50.0), ReferenceSimulator(sim.data).run(inputs, 50.0)
     assert reference.spikes["q"].total.sum() >= 5 and reference.spikes["m"].total.sum() >= 20
+    assert reference.traces["k.c"][0, -1].sum() > 40  # the counters counted the inputs
     compare(result, reference, False, "float64")
 
 
