@@ -58,15 +58,16 @@ def worker(part: str, kind: str, repeats: int, folder: str, grad: bool = False) 
     import jax
     import numpy as np
 
+    n, steps = MICRO["n_queues"], MICRO["steps"]
+    if part == "micro":  # adseq's draws, made as adseq makes them: before 64-bit JAX changes the draws
+        step, queue = adseq_queue.arrival_events(n_queues=n, steps=steps)
     jax.config.update("jax_enable_x64", True)
     import qgen
 
     folder = Path(folder)
     if part == "micro":
-        n, steps = MICRO["n_queues"], MICRO["steps"]
         path = folder / f"queues_{kind}.snn"
         path.write_text(MICRO_MODEL.format(kind=kind, n=n, delay=MICRO["delay"], capacity=CAPACITY[kind]))
-        step, queue = adseq_queue.arrival_events(n_queues=n, steps=steps)
         inputs = {"src": ((step + 1).astype(float), queue)}
         sim = qgen.load(path, target="jax", out=folder / "generated").simulator()
         box = {}
