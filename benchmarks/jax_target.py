@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.peers import adseq_queue, adseq_rsnn
-from benchmarks.peers._common import run_in_subprocess, worker_main
+from benchmarks.peers._common import peak_rss_bytes, run_in_subprocess, worker_main
 from benchmarks.queue_micro import CAPACITY, MODEL as MICRO_MODEL
-from benchmarks.rsnn_grad import STEPS as RSNN_STEPS, model_text as rsnn_text
+from benchmarks.rsnn_grad import STEPS as RSNN_STEPS, mib, model_text as rsnn_text
 
 MICRO = {"n_queues": 10_000, "steps": 40_000, "delay": 80}
 
@@ -48,10 +47,6 @@ def _timed(call, repeats: int) -> tuple[float, list[float]]:
         call()
         runs.append(time.perf_counter() - start)
     return first, runs
-
-
-def _peak() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def worker(part: str, kind: str, repeats: int, folder: str, grad: bool = False) -> dict:
@@ -75,7 +70,7 @@ def worker(part: str, kind: str, repeats: int, folder: str, grad: bool = False) 
         result = box["result"]
         return {"us_per_step": statistics.median(runs) / steps * 1e6, "compile_s": first - statistics.median(runs),
                 "runs_s": runs, "delivered": int(result.final_state["dst"][0, :, 0].sum()),
-                "dropped": int(result.drops["src->dst"].sum()), "peak_rss_bytes": _peak(),
+                "dropped": int(result.drops["src->dst"].sum()), "peak_rss_bytes": peak_rss_bytes(),
                 "backend": jax.default_backend(), "status": "ok"}
     steps, dt, t_ref = RSNN_STEPS, 0.025, 2.0
     path = folder / f"rsnn_{kind}.snn"
@@ -104,7 +99,7 @@ def worker(part: str, kind: str, repeats: int, folder: str, grad: bool = False) 
             return {"status": "the gradient is not finite (a capacity of the adjoint overflowed)"}
         spikes, dropped = None, None
     return {"us_per_step": statistics.median(runs) / steps * 1e6, "compile_s": first - statistics.median(runs),
-            "runs_s": runs, "spikes": spikes, "dropped": dropped, "peak_rss_bytes": _peak(),
+            "runs_s": runs, "spikes": spikes, "dropped": dropped, "peak_rss_bytes": peak_rss_bytes(),
             "backend": jax.default_backend(), "status": "ok"}
 
 
@@ -117,11 +112,6 @@ def run(part: str, kind: str, **params) -> dict:
 def _fmt(row: dict, key: str = "us_per_step", width: int = 9, digits: int = 1) -> str:
     value = row.get(key)
     return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'n/a':>{width}s}"
-
-
-def _mib(row: dict) -> str:
-    value = row.get("peak_rss_bytes")
-    return f"{value / 2**20:7.0f}" if isinstance(value, (int, float)) else f"{'n/a':>7s}"
 
 
 def _ratio(theirs: dict, ours: dict) -> str:
@@ -147,8 +137,8 @@ def main() -> None:
                                                   steps=MICRO["steps"])}
                 ours, theirs = entry["qgen"], entry["adseq"]
                 print(f"micro {kind:7s} qgen-jax {_fmt(ours, digits=2)} µs/step (compile {_fmt(ours, 'compile_s', 5)} s, "
-                      f"{_mib(ours)} MiB, delivered {ours.get('delivered')}, {ours.get('status', 'ok')})   adseq "
-                      f"{_fmt(theirs, digits=2)} µs/step ({_mib(theirs)} MiB, delivered {theirs.get('delivered')}, "
+                      f"{mib(ours.get('peak_rss_bytes'))} MiB, delivered {ours.get('delivered')}, {ours.get('status', 'ok')})   adseq "
+                      f"{_fmt(theirs, digits=2)} µs/step ({mib(theirs.get('peak_rss_bytes'))} MiB, delivered {theirs.get('delivered')}, "
                       f"{theirs.get('status')})   ratio {_ratio(theirs, ours)}", flush=True)
             else:
                 entry = {"qgen_forward": run("rsnn", kind, repeats=args.repeats),
@@ -158,8 +148,8 @@ def main() -> None:
                 for mode in ("forward", "grad"):
                     ours, theirs = entry[f"qgen_{mode}"], entry[f"adseq_{mode}"]
                     print(f"rsnn  {kind:7s} {mode:7s} qgen-jax {_fmt(ours)} µs/step (compile {_fmt(ours, 'compile_s', 5)} s, "
-                          f"{_mib(ours)} MiB, {ours.get('status', 'ok')})   adseq {_fmt(theirs)} µs/step "
-                          f"({_mib(theirs)} MiB, {theirs.get('status')})   ratio {_ratio(theirs, ours)}", flush=True)
+                          f"{mib(ours.get('peak_rss_bytes'))} MiB, {ours.get('status', 'ok')})   adseq {_fmt(theirs)} µs/step "
+                          f"({mib(theirs.get('peak_rss_bytes'))} MiB, {theirs.get('status')})   ratio {_ratio(theirs, ours)}", flush=True)
             rows[part][kind] = entry
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1, default=str))

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.peers import adseq_rsnn
-from benchmarks.peers._common import current_rss_bytes, run_in_subprocess, worker_main
+from benchmarks.peers._common import current_rss_bytes, peak_rss_bytes, run_in_subprocess, worker_main
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUES = {"ring": "ring(capacity = 16)", "fifo": "fifo(capacity = 4)", "heap": "heap(capacity = 256)",
@@ -71,7 +70,7 @@ def worker(kind: str, steps: int = STEPS, repeats: int = 5, t_ref_ms: float = 2.
         cotangent = np.ones_like(result.spikes["rec"].times)  # L = the sum of every spike time
         grads = sim.backward({"rec.spikes": cotangent})
         gradient.append(time.perf_counter() - start)
-    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    peak = peak_rss_bytes()
     g = grads.weights["rec->rec"]
     spikes = int(result.spikes["rec"].total.sum())
     return {"kind": kind, "steps": steps, "t_ref_ms": t_ref_ms, "spikes": spikes,

@@ -125,8 +125,7 @@ def test_examples_match_the_reference(out, name, inputs):
     compare(result, reference, name == "rsnn.snn", "float64")
 
 
-def test_nonlinear_grid_dynamics(write_model, out):
-    path = write_model("""
+QIF_NETWORK = """
 neuron QIF {
     parameters { tau = 10 ms; v_th = 5.0; v_reset = -1.0; I = 0.3; t_ref = 0.5 ms }
     state { v = -1.0 }
@@ -144,10 +143,14 @@ network Q {
     connect inp -> q all_to_all { weight = 0.4; delay = 1 ms; queue = heap(capacity = 8) }
     record q.spikes, q.v
 }
-""", "qif.snn")
+"""
+QIF_INPUTS = {"inp": (np.array([3.0, 7.5, 20.0]), np.array([0, 1, 0]))}
+
+
+def test_nonlinear_grid_dynamics(write_model, out):
+    path = write_model(QIF_NETWORK, "qif.snn")
     sim = qgen.load(path, out=out).simulator()
-    inputs = {"inp": (np.array([3.0, 7.5, 20.0]), np.array([0, 1, 0]))}
-    result, reference = sim.run(inputs, 100.0), ReferenceSimulator(sim.data).run(inputs, 100.0)
+    result, reference = sim.run(QIF_INPUTS, 100.0), ReferenceSimulator(sim.data).run(QIF_INPUTS, 100.0)
     assert reference.spikes["q"].total.sum() >= 6
     compare(result, reference, False, "float64")
 

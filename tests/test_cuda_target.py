@@ -31,7 +31,7 @@ import qgen.targets.cuda as cuda_target
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.reference import ReferenceSimulator
 from tests.conftest import EXAMPLES
-from tests.test_c_target import KINDS, compare, network, poisson
+from tests.test_c_target import KINDS, QIF_INPUTS, QIF_NETWORK, compare, network, poisson
 
 BACKENDS = ("gpu", "emulated")
 
@@ -250,28 +250,9 @@ def test_float32_is_close_to_the_reference(backend, write_model, out, queue):
 
 
 def test_nonlinear_grid_dynamics(backend, write_model, out):
-    path = write_model("""
-neuron QIF {
-    parameters { tau = 10 ms; v_th = 5.0; v_reset = -1.0; I = 0.3; t_ref = 0.5 ms }
-    state { v = -1.0 }
-    equations { dv/dt = (v * v + I) / tau }
-    threshold v >= v_th
-    reset { v = v_reset }
-    refractory t_ref
-    on_event(w) { v += w }
-}
-network Q {
-    dt = 0.05 ms
-    timing = grid
-    population inp = input(2)
-    population q = QIF(3, v ~ uniform(-1.0, 0.5))
-    connect inp -> q all_to_all { weight = 0.4; delay = 1 ms; queue = heap(capacity = 8) }
-    record q.spikes, q.v
-}
-""", "qif.snn")
+    path = write_model(QIF_NETWORK, "qif.snn")
     sim = load(path, backend, out).simulator()
-    inputs = {"inp": (np.array([3.0, 7.5, 20.0]), np.array([0, 1, 0]))}
-    result, reference = sim.run(inputs, 100.0), ReferenceSimulator(sim.data).run(inputs, 100.0)
+    result, reference = sim.run(QIF_INPUTS, 100.0), ReferenceSimulator(sim.data).run(QIF_INPUTS, 100.0)
     assert reference.spikes["q"].total.sum() >= 6
     compare(result, reference, False, "float64")
 

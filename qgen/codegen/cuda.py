@@ -51,6 +51,7 @@ THREADS = 128  # threads per block of the per-neuron kernels
 # The generator's own files and the C templates it includes: part of the build-cache key.
 SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
            "codegen/printer.py")
+C_TEMPLATES = ("neurons.c.j2", "background.c.j2")
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,12 @@ def nvcc_flags() -> tuple[str, ...]:
 
 def template_hash() -> str:
     """Changes whenever a CUDA template, the C template it includes or the generator changes."""
+    from qgen.codegen.cuda import C_TEMPLATES, SOURCES
+
     digest = hashlib.sha256()
     paths = sorted((TEMPLATE_ROOT / "cuda").glob("*.j2"))
-    paths += [TEMPLATE_ROOT / "c" / name for name in ("neurons.c.j2", "background.c.j2")]
-    paths += [_CODEGEN / name for name in ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py",
-                                           "codegen/layout.py", "codegen/names.py", "codegen/printer.py")]
+    paths += [TEMPLATE_ROOT / "c" / name for name in C_TEMPLATES]
+    paths += [_CODEGEN / name for name in SOURCES]
     for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
