@@ -7,7 +7,8 @@ Two qgen times are reported: the whole ``sim.run`` call (which also checks, sort
 ~10⁶ input spikes in the Python runtime) and the generated C kernel alone (``qgen_run``); adseq's
 time is its jitted loop, which draws the arrivals inside (its ``none`` kind, the loop without a
 queue, is measured too: the cost of the draws and of the scan). qgen runs one thread (batch 1);
-XLA uses every core.
+XLA uses every core. ``--target cuda`` runs qgen's CUDA target instead (on a GPU machine, where
+adseq's JAX runs on the GPU too: DESIGN.md §8's GPU benchmark, issue 6).
 
 qgen runs the workload as a network: an input population (one neuron per queue) connected
 one-to-one, with an 80-step delay, to a population of counters (no dynamics, ``c += w``), in
@@ -15,7 +16,8 @@ grid timing, fed the very arrivals adseq draws (adseq pops then enqueues at step
 t + 80; in qgen that is an input spike pushed at the end of step t). Both sides must deliver the
 same number of events. The paper's capacities: Ring unbounded, FIFO 4, BinaryHeap 7, Sorted 4.
 
-    python -m benchmarks.queue_micro [--queues 10000] [--steps 40000] [--repeats 5] [--json FILE]
+    python -m benchmarks.queue_micro [--queues 10000] [--steps 40000] [--repeats 5] [--target c|cuda]
+                                     [--json FILE]
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ network Queues {{
 """
 
 
-def qgen_queue(kind: str, events, n: int, steps: int, delay: int, repeats: int, folder: Path) -> dict:
+def qgen_queue(kind: str, events, n: int, steps: int, delay: int, repeats: int, folder: Path,
+               target: str = "c") -> dict:
     path = folder / f"queues_{kind}.snn"
     path.write_text(MODEL.format(kind=kind, n=n, delay=delay, capacity=CAPACITY[kind]))
     start = time.perf_counter()
-    sim = qgen.load(path, out=folder / "generated").simulator()
+    sim = qgen.load(path, target, out=folder / "generated").simulator()
     build = time.perf_counter() - start
     kernel = kernel_timer(sim)
     step, queue = events
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--kinds", default="ring,fifo,heap,sorted")
+    parser.add_argument("--target", default="c", choices=("c", "cuda"))
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--no-none", dest="none", action="store_false",
                         help="skip adseq's loop without a queue (the cost of its arrival draws)")
@@ -87,11 +91,11 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            ours = qgen_queue(kind, events, args.queues, args.steps, 80, args.repeats, Path(tmp))
+            ours = qgen_queue(kind, events, args.queues, args.steps, 80, args.repeats, Path(tmp), args.target)
             peer = adseq_queue.run(kind, repeats=args.repeats, **params)
             rows[kind] = {"qgen": ours, "adseq": peer}
             theirs = peer.get("us_per_step", float("nan"))
-            print(f"{kind:7s} qgen C {ours['us_per_step']:8.2f} µs/step (kernel {ours['kernel_us_per_step']:6.2f})"
+            print(f"{kind:7s} qgen {args.target} {ours['us_per_step']:8.2f} µs/step (kernel {ours['kernel_us_per_step']:6.2f})"
                   f"   adseq {theirs:8.2f} µs/step   ratio {theirs / ours['us_per_step']:6.1f}× (kernel "
                   f"{theirs / ours['kernel_us_per_step']:6.1f}×)   delivered {ours['delivered']} / {peer.get('delivered')}"
                   f"   qgen drops {ours['dropped']}", flush=True)

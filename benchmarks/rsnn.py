@@ -10,6 +10,7 @@ moves ~65× more events per step than qgen's, so compare the µs per step with t
 qgen's heap and sorted queues are per target neuron (99 incoming synapses), so they hold more
 than adseq's per-synapse ones; every capacity here holds all in-flight events (no drops).
 qgen's time is the whole ``sim.run``; the C kernel alone is printed too. qgen runs one thread.
+``--target cuda`` runs qgen's CUDA target instead (on a GPU machine, where adseq runs on the GPU).
 
     python -m benchmarks.rsnn [--repeats 5] [--kinds ring,fifo,heap,sorted] [--json FILE]
 """
@@ -33,12 +34,12 @@ QUEUES = {"ring": "ring(capacity = 16)", "fifo": "fifo(capacity = 4)", "heap": "
 STEPS = 10_000
 
 
-def qgen_rsnn(kind: str, repeats: int, folder: Path) -> dict:
+def qgen_rsnn(kind: str, repeats: int, folder: Path, target: str = "c") -> dict:
     text = (ROOT / "examples" / "rsnn.snn").read_text().replace("ring(capacity = 16)", QUEUES[kind])
     path = folder / f"rsnn_{kind}.snn"
     path.write_text(text)
     start = time.perf_counter()
-    sim = qgen.load(path, out=folder / "generated").simulator()
+    sim = qgen.load(path, target, out=folder / "generated").simulator()
     build = time.perf_counter() - start
     kernel = kernel_timer(sim)
     duration = STEPS * sim.dt
@@ -61,18 +62,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--kinds", default="ring,fifo,heap,sorted")
+    parser.add_argument("--target", default="c", choices=("c", "cuda"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds.split(","):
-            ours = qgen_rsnn(kind, args.repeats, Path(tmp))
+            ours = qgen_rsnn(kind, args.repeats, Path(tmp), args.target)
             peer = adseq_rsnn.run(kind, "forward", repeats=args.repeats)
             rows[kind] = {"qgen": ours, "adseq": peer}
             theirs = peer.get("us_per_step", float("nan"))
             if "spikes" in peer:
                 peer["events_per_step"] = peer["spikes"] * 100 / STEPS  # 100 × 100 synapses, each its own queue
-            print(f"{kind:7s} qgen C {ours['us_per_step']:8.2f} µs/step (kernel {ours['kernel_us_per_step']:6.2f}; "
+            print(f"{kind:7s} qgen {args.target} {ours['us_per_step']:8.2f} µs/step (kernel {ours['kernel_us_per_step']:6.2f}; "
                   f"{ours['spikes']} spikes, {ours['events_per_step']:.0f} events/step, {ours['dropped']} dropped)   "
                   f"adseq {theirs:8.2f} µs/step ({peer.get('spikes')} spikes, "
                   f"{peer.get('events_per_step', float('nan')):.0f} events/step, {peer.get('status')})"

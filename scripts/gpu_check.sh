@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA target's checks on a machine with an NVIDIA GPU and no network:
 #
-#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench (default: all)
+#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench peers (default: all)
 #
 # Each stage writes its own logs, so a machine with a time limit per command can run them in two
 # calls (install tests, then install memcheck bench; install takes seconds once the pycuda wheel it
@@ -13,28 +13,34 @@
 #    CURAND off where the toolkit has no curand.h; the wheel built is saved as OUTDIR/pycuda-*.whl
 #    and, copied into vendor/, is installed next time instead of building) and the pure-Python or
 #    binary wheels qgen and pycuda need (lark, cffi, pycparser, pytools, platformdirs, mako,
-#    siphash24). Fill vendor/ on a machine with network with:
+#    siphash24), and adseq 0.9.4 for the peers stage (its own needs, JAX among them, are the
+#    machine's). Fill vendor/ on a machine with network with:
 #      pip download --no-deps --no-binary=pycuda -d vendor pycuda
-#      pip download --no-deps -d vendor pytools platformdirs mako lark pycparser
+#      pip download --no-deps -d vendor pytools platformdirs mako lark pycparser adseq==0.9.4
 #      pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #          --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #          -d vendor siphash24 cffi
 # 2. runs the CUDA tests (tests/test_cuda_target.py on the GPU and emulated, tests/test_cuda_codegen.py);
 # 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the
-#    benchmark suite), and the full-scale microcircuit against real time, with its GPU memory.
+#    benchmark suite), and the full-scale microcircuit against real time, with its GPU memory;
+# 5. (peers) the GPU benchmarks against adseq on JAX-GPU, in the same run: the queue micro-benchmark
+#    at 10⁴, 10⁵ and 10⁶ queues and the recurrent network's forward pass (benchmarks/queue_micro.py
+#    and benchmarks/rsnn.py with --target cuda), each under a time limit; the stage peers_small runs
+#    10⁴ queues and the network alone, peers_large the 10⁵ and 10⁶ queues alone.
 #
-# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt. Exits
+# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, peers.txt
+# and peers.tar.gz (the benchmarks' JSON). Exits
 # non-zero when a check fails (the logs are written all the same).
 set -uo pipefail
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench]" >&2
+    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [peers]" >&2
     exit 2
 fi
 OUTDIR=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-STAGES=" ${*:-install tests memcheck bench} "
+STAGES=" ${*:-install tests memcheck bench peers} "
 stage() { [[ "$STAGES" == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -72,6 +78,9 @@ if stage install; then
     "${PIP[@]}" --version || exit 1
     "${PIP[@]}" install --no-index --no-deps --find-links vendor lark pycparser cffi pytools platformdirs mako \
         siphash24 || exit 1
+    if ls vendor/adseq-*.whl >/dev/null 2>&1; then
+        "${PIP[@]}" install --no-index --no-deps vendor/adseq-*.whl || exit 1
+    fi
     wheel=$(ls vendor/pycuda-*-cp"$("$VENV/bin/python" -c 'import sys; print("%d%d" % sys.version_info[:2])')"-*.whl \
         2>/dev/null | head -1)
     if [ -n "$wheel" ]; then
@@ -201,6 +210,31 @@ EOF
     rc=$?
     note "timing (bench.txt): $(tr '\n' ';' <"$OUTDIR/bench.txt")"
     [ $rc -eq 0 ] || fail "timing run (see bench.txt)"
+fi
+
+# ------------------------------------------------------------------ 5. GPU benchmarks against adseq on JAX-GPU
+if stage peers || stage peers_small || stage peers_large; then
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX (here and in adseq's workers) shares the GPU with pycuda
+    mkdir -p "$OUTDIR/peers"
+    : >"$OUTDIR/peers.txt"
+    peer_run() {  # LIMIT_S NAME ARGS...: one benchmark, its printout appended to peers.txt
+        local limit=$1 name=$2
+        shift 2
+        echo "## $name: python -m $* (limit ${limit} s)" >>"$OUTDIR/peers.txt"
+        timeout "$limit" "$PY" -m "$@" --json "$OUTDIR/peers/$name.json" >>"$OUTDIR/peers.txt" 2>&1
+        local rc=$?
+        note "peers $name: exit $rc"
+        [ $rc -eq 0 ] || fail "peers $name (see peers.txt)"
+    }
+    if ! stage peers_large; then
+    peer_run 200 micro_1e4 benchmarks.queue_micro --target cuda --repeats 3 --no-none
+    peer_run 200 rsnn benchmarks.rsnn --target cuda --repeats 3
+    fi
+    if ! stage peers_small; then
+    peer_run 300 micro_1e5 benchmarks.queue_micro --target cuda --repeats 3 --no-none --queues 100000 --steps 10000
+    peer_run 400 micro_1e6 benchmarks.queue_micro --target cuda --repeats 3 --no-none --queues 1000000 --steps 4000
+    fi
+    tar -czf "$OUTDIR/peers.tar.gz" -C "$OUTDIR" peers && rm -rf "$OUTDIR/peers"
 fi
 
 note "status: $([ $status -eq 0 ] && echo passed || echo FAILED)"

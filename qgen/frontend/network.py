@@ -351,7 +351,7 @@ class NetworkBuilder(ExpressionBuilder):
                 else:
                     delay = self._check_delay(init, init_tree)
                 if mark is not None:
-                    trainable.append(item.data)
+                    trainable.append(str(item.data))  # a plain str: lark may hand a Token here
             else:
                 if queue is not None:
                     raise self.fail(Code.DUPLICATE_NAME, "queue is given twice", item)
