@@ -54,7 +54,9 @@ static inline double atomicAdd(double *a, double v) { double old = *a; *a += v; 
 static inline float atomicAdd(float *a, float v) { float old = *a; *a += v; return old; }
 static inline int atomicCAS(int *a, int compare, int v) { int old = *a; if (old == compare) *a = v; return old; }
 static inline long long atomicMin(long long *a, long long v) { long long old = *a; if (v < old) *a = v; return old; }
-#define __syncthreads() ((void)0)  /* qgen_steps runs with one thread per block here */
+#define __syncthreads() ((void)0)  /* qgen_steps runs with one thread and one block per trial here */
+#define __threadfence() ((void)0)
+static inline void __nanosleep(unsigned) {}
 static inline long long __double_as_longlong(double x) { long long r; memcpy(&r, &x, sizeof r); return r; }
 static inline double __longlong_as_double(long long x) { double r; memcpy(&r, &x, sizeof r); return r; }
 """
@@ -72,17 +74,18 @@ extern "C" void qgen_emulate_launch(void (*kernel)(int64_t), unsigned gx, unsign
                 kernel(n);
             }
 }
-extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx, unsigned bx, int64_t n0,
-                                   int64_t count)
+extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx, unsigned gy, unsigned bx,
+                                   int64_t n0, int64_t count)
 {
-    gridDim = {gx, 1, 1};
+    gridDim = {gx, gy, 1};
     blockDim = {bx, 1, 1};
-    for (unsigned x = 0; x < gx; ++x)
-        for (unsigned t = 0; t < bx; ++t) {
-            blockIdx = {x, 0, 0};
-            threadIdx = {t, 0, 0};
-            kernel(n0, count);
-        }
+    for (unsigned y = 0; y < gy; ++y)
+        for (unsigned x = 0; x < gx; ++x)
+            for (unsigned t = 0; t < bx; ++t) {
+                blockIdx = {x, y, 0};
+                threadIdx = {t, 0, 0};
+                kernel(n0, count);
+            }
 }
 extern "C" void *qgen_emulate_state(void) { return &S; }
 extern "C" size_t qgen_emulate_state_size(void) { return sizeof S; }
@@ -110,7 +113,8 @@ class _Function:
     def prepared_call(self, grid, block, *args: int) -> None:
         gx, gy = (tuple(grid) + (1,))[:2]
         if len(args) == 2:  # qgen_steps(n0, count)
-            self.library.qgen_emulate_steps(self.address, gx, block[0], *map(ctypes.c_int64, args))
+            assert gx == 1, "the emulation runs qgen_steps with one block per trial"
+            self.library.qgen_emulate_steps(self.address, gx, gy, block[0], *map(ctypes.c_int64, args))
         else:
             self.library.qgen_emulate_launch(self.address, gx, gy, block[0], ctypes.c_int64(args[0]))
 
@@ -120,8 +124,8 @@ class _Module:
         self.library = library
         library.qgen_emulate_launch.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
                                                 ctypes.c_int64]
-        library.qgen_emulate_steps.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_int64,
-                                               ctypes.c_int64]
+        library.qgen_emulate_steps.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
+                                               ctypes.c_int64, ctypes.c_int64]
         library.qgen_emulate_state.restype = ctypes.c_void_p
         library.qgen_emulate_state_size.restype = ctypes.c_size_t
 
@@ -181,6 +185,7 @@ def backend(request, monkeypatch):
     monkeypatch.setattr(cuda_target, "nvcc_version", lambda: "emulated (no nvcc)")
     monkeypatch.setattr(cuda_target, "compile_source", lambda source, cubin: Path(cubin).write_bytes(b""))
     monkeypatch.setattr(cuda_target, "FUSED_THREADS", 1)  # one thread per block: its barriers hold trivially
+    monkeypatch.setattr(cuda_target, "_resident_blocks", lambda cuda, kernel: 1)  # and one block per trial
     return "emulated"
 
 
@@ -222,6 +227,20 @@ def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing)
     reference = ReferenceSimulator(sim.data).run(inputs, 60.0)
     if not (queue == "ring" and timing == "grid"):  # a summing grid ring never drops
         assert sum(int(d.sum()) for d in reference.drops.values()) > 0
+    compare(result, reference, timing == "exact", "float64")
+
+
+@pytest.mark.parametrize("backend", ["gpu"], indirect=True)  # the emulation runs one block per trial
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+@pytest.mark.parametrize("queue", KINDS)
+def test_several_blocks_per_trial_meet_at_barriers(backend, write_model, out, queue, timing):
+    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
+    seed = 5 + KINDS.index(queue)
+    path = write_model(network(queue, capacity, timing, seed), f"small_{queue}_{timing}.snn")
+    sim = load(path, backend, out).simulator(batch=2, fused=True, blocks=3)
+    inputs = poisson(seed, 2, timing == "grid", rate_hz=200.0)
+    result = sim.run(inputs, 60.0)
+    reference = ReferenceSimulator(sim.data, batch=2).run(inputs, 60.0)
     compare(result, reference, timing == "exact", "float64")
 
 

@@ -136,16 +136,18 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "
                              "target (INT64_MAX: none queued; 0: not looked at yet)", "device")]
     if projections:
-        fields += [Field("spk_time", "double", (2, "B", "M"), "the spikes of a step, per step parity: times",
+        fields += [Field("spk_time", "double", (2, "W", "B", "M"), "the spikes of each step of two windows: times",
                          "device"),
-                   Field("spk_pop", "int32_t", (2, "B", "M"), "populations", "device"),
-                   Field("spk_neuron", "int32_t", (2, "B", "M"), "neurons", "device"),
-                   Field("spk_count", "int32_t", (2, "B"), "spikes in the list (may pass M: overflow)", "device"),
-                   Field("spk_order", "int32_t", (2, "B", "M"), "the list in push order (qgen_rank)", "device"),
-                   Field("spk_next", "int32_t", (2, "B", "M"), "the same neuron's next spike of the step (-1: none)",
+                   Field("spk_pop", "int32_t", (2, "W", "B", "M"), "populations", "device"),
+                   Field("spk_neuron", "int32_t", (2, "W", "B", "M"), "neurons", "device"),
+                   Field("spk_count", "int32_t", (2, "W", "B"), "spikes in the list (may pass M: overflow)", "device"),
+                   Field("spk_order", "int32_t", (2, "W", "B", "M"), "the list in push order (qgen_rank)", "device"),
+                   Field("spk_next", "int32_t", (2, "W", "B", "M"), "the same neuron's next spike of the step (-1: none)",
                          "device"),
-                   Field("spk_first", "int32_t", (2, "B", "M"), "1: the neuron's first spike of the step", "device")]
-    fields += [Field("err_code", "int32_t", ("B",), "what stopped each trial (0: nothing)", "device"),
+                   Field("spk_first", "int32_t", (2, "W", "B", "M"), "1: the neuron's first spike of the step", "device")]
+    fields += [Field("sync_count", "int32_t", ("B",), "qgen_steps's blocks of each trial at its barrier", "device"),
+               Field("sync_gen", "int32_t", ("B",), "barriers passed by each trial (qgen_steps)", "device"),
+               Field("err_code", "int32_t", ("B",), "what stopped each trial (0: nothing)", "device"),
                Field("err_population", "int32_t", ("B",), "where", "device"),
                Field("err_projection", "int32_t", ("B",), "where", "device"),
                Field("err_neuron", "int64_t", ("B",), "which neuron", "device"),
@@ -155,7 +157,7 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
 
 def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[str]:
     """The struct's scalars; all int64_t, so that the struct is a plain array of 8-byte words."""
-    result = ["B", "T", "step", "trace_start", "strict", "M"]
+    result = ["B", "T", "step", "trace_start", "strict", "M", "W"]
     result += [f"C{p.index}" for p in pops if p.recorded_spikes]
     result += [f"R{p.index}" for p in pops if any(j.summing for j in p.incoming)]
     result += [f"E{p.index}" for p in pops if any(not j.summing for j in p.incoming)]
@@ -175,7 +177,7 @@ def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict
         "rank": "qgen_rank" if projections else None,
         "push_pre": "qgen_push_pre" if any(pre_side(j) for j in projections) else None,
         "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
-        "steps": "qgen_steps",  # all of the above for several steps, a block per trial
+        "steps": "qgen_steps",  # all of the above for several steps, a few blocks per trial
         "threads": THREADS,
     }
 

@@ -43,9 +43,11 @@ FORMAT = 1  # of the build folder; part of the cache key
 DEFAULT_ARCH = "sm_90"
 DEFAULT_SPIKES_PER_STEP = 4  # exact timing: spikes of one neuron in one step that the spike list holds
 PUSH_BLOCKS = 64  # blocks per trial of qgen_push_pre and of qgen_rank (they stride over the spike list)
-FUSED_THREADS = 256  # threads of qgen_steps's block per trial
-FUSED_MAX_NEURONS = 2048  # fuse steps by default when no population is larger
+FUSED_THREADS = 256  # threads per block of qgen_steps
+FUSED_NEURONS_PER_THREAD = 4  # qgen_steps takes a block per FUSED_THREADS × this many neurons of the largest population
+FUSED_MAX_NEURONS = 2048  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
+WINDOW_LIST_BYTES = 256 << 20  # the most device memory qgen_steps's spike lists take for windows of several steps
 _CODEGEN = Path(__file__).resolve().parent.parent
 
 
@@ -277,6 +279,15 @@ def _driver():
 _MODULES: dict[str, object] = {}  # module name (it holds the cache key) -> the loaded cubin
 
 
+def _resident_blocks(cuda, kernel) -> int:
+    """Blocks of FUSED_THREADS threads of ``kernel`` that the GPU runs at once (registers bound it here)."""
+    device = cuda.Context.get_device()
+    regs = max(1, -(-kernel.num_regs // 8) * 8)  # allocated in units of 8 per thread
+    per_sm = min(device.get_attribute(cuda.device_attribute.MAX_REGISTERS_PER_MULTIPROCESSOR) // (regs * FUSED_THREADS),
+                 device.get_attribute(cuda.device_attribute.MAX_THREADS_PER_MULTIPROCESSOR) // FUSED_THREADS)
+    return max(1, per_sm) * device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)
+
+
 def _module(build: CudaBuild):
     cuda = _driver()
     name = build.manifest["module"]
@@ -307,8 +318,12 @@ class Device:
                 self.kernels[name] = self.module.get_function(name).prepare("q")
         self.kernels[plan["steps"]] = self.module.get_function(plan["steps"]).prepare("qq")
         self.plan = plan
-        sizes = [p["size"] for p in self.build.manifest["plan"]["populations"] if p["kind"] is not None]
-        self.fused = sim.fused if sim.fused is not None else max(sizes, default=0) <= FUSED_MAX_NEURONS
+        largest = max((p["size"] for p in self.build.manifest["plan"]["populations"] if p["kind"] is not None),
+                      default=0)
+        resident = max(1, _resident_blocks(self.cuda, self.kernels[plan["steps"]]) // sim.batch)
+        # qgen_steps: blocks of a trial meet at barriers, so all of them must run at once
+        self.blocks = sim.blocks or max(1, min(resident, math.ceil(largest / (FUSED_THREADS * FUSED_NEURONS_PER_THREAD))))
+        self.fused = sim.fused if sim.fused is not None else largest <= FUSED_MAX_NEURONS * resident
         self.threads = int(plan["threads"])
         self.buffers: dict[str, object] = {}
         self.nbytes: dict[str, int] = {}
@@ -395,10 +410,10 @@ class Device:
         state = self.sim._state
         try:
             first = state.step - 1 if state.step == 0 else state.step  # step -1: the grid inputs at t = 0
-            if self.fused:  # a block per trial, many steps per launch
+            if self.fused:  # a few blocks per trial, many steps per launch
                 for n0 in range(first, state.step + steps, FUSED_STEPS):
                     count = min(FUSED_STEPS, state.step + steps - n0)
-                    self.kernels[self.plan["steps"]].prepared_call((self.sim.batch, 1), (FUSED_THREADS, 1, 1),
+                    self.kernels[self.plan["steps"]].prepared_call((self.blocks, self.sim.batch), (FUSED_THREADS, 1, 1),
                                                                    int(n0), int(count))
             else:  # a launch per kernel and step
                 for n in range(first, state.step + steps):
@@ -435,19 +450,24 @@ def _simulation_class():
         The C target's Simulation, with the arrays on the GPU while a run lasts. Beyond its
         options: ``spikes_per_step`` (exact timing; default 4): spikes of one neuron in one step
         that the step's spike list holds (more stop the run with a clear error); ``fused``: run
-        many steps per launch with a block per trial (default: when no population has more than
-        FUSED_MAX_NEURONS neurons), or a launch per kernel and step (False).
+        many steps per launch with a few blocks per trial meeting at barriers (default: when the
+        blocks the GPU runs at once hold FUSED_MAX_NEURONS neurons each of the largest population),
+        or a launch per kernel and step (False); ``blocks``: qgen_steps's blocks per trial (default:
+        one per FUSED_THREADS × FUSED_NEURONS_PER_THREAD neurons, at most what the GPU runs at once).
         """
 
         def __init__(self, build: CudaBuild, data, *, batch: int = 1, strict: bool = False,
                      spike_capacity: int | None = None, spikes_per_step: int | None = None,
-                     fused: bool | None = None) -> None:
+                     fused: bool | None = None, blocks: int | None = None) -> None:
             if spikes_per_step is not None and (not isinstance(spikes_per_step, int) or spikes_per_step < 1):
                 raise QgenError(Code.BAD_OPTION, f"spikes_per_step must be a positive integer, not {spikes_per_step!r}")
             if fused not in (None, True, False):
                 raise QgenError(Code.BAD_OPTION, f"fused must be True, False or None, not {fused!r}")
+            if blocks is not None and (not isinstance(blocks, int) or blocks < 1):
+                raise QgenError(Code.BAD_OPTION, f"blocks must be a positive integer, not {blocks!r}")
             self.spikes_per_step = spikes_per_step or DEFAULT_SPIKES_PER_STEP
             self.fused = fused
+            self.blocks = blocks
             super().__init__(build, data, batch=batch, strict=strict, spike_capacity=spike_capacity)
             self._sizes: dict = {}
             self._state.device = Device(self)
@@ -477,6 +497,7 @@ def _simulation_class():
                 else:
                     capacity += pop["size"] * spikes
             sizes["M"] = self._state.M = max(1, capacity)
+            sizes["W"] = self._state.W = self._window(capacity)
             for pop in self._pops.values():
                 if not pop.get("listed"):
                     continue
@@ -495,6 +516,22 @@ def _simulation_class():
             self._state.device.fresh = True
             return sizes
 
+        def _window(self, capacity: int) -> int:
+            """Steps that qgen_steps takes per phase: 1, or, where every queue is a ring (whose pushes a
+            window leaves unchanged: no capacity is shared across steps, and the ring outlasts the longest
+            delay), as many steps as no event is due sooner, within WINDOW_LIST_BYTES of spike lists."""
+            projections = self._plan["projections"]
+            if not self._state.device.fused or not projections or any(p["queue"] != "ring" for p in projections):
+                return 1
+            delays = [self.data.projections[p["name"]].delay for p in projections]
+            shortest = min(float(d.min()) for d in delays if len(d)) if any(len(d) for d in delays) else math.inf
+            if self.exact:  # an event sent in step m is due in step m + floor(delay / dt) or later; one step spare
+                steps = math.floor(shortest / self.dt) - 1 if math.isfinite(shortest) else FUSED_STEPS
+            else:  # delays in steps are rounded half up, at least 1
+                steps = max(1, math.floor(shortest / self.dt + 0.5)) if math.isfinite(shortest) else FUSED_STEPS
+            per_step = 2 * self.batch * capacity * 28  # two sets of lists: 8 + 5 × 4 bytes per entry
+            return max(1, min(steps, FUSED_STEPS, WINDOW_LIST_BYTES // per_step))
+
         def _result(self, duration: float, steps: int):
             self._state.device.download()
             return super()._result(duration, steps)
@@ -508,6 +545,10 @@ def _simulation_class():
             if status == 6:
                 raise SimulationError(Code.MODEL_RUNTIME, "a neuron had more due events in one step than its "
                                       "scratch holds", hint="this is a bug in qgen's CUDA target; please report it")
+            if status == 7:
+                raise SimulationError(Code.MODEL_RUNTIME, "the blocks of a trial did not all run at once (another "
+                                      "program on the GPU?), so the fused steps could not meet at their barriers",
+                                      hint="run with simulator(blocks=1) or simulator(fused=False)")
             super()._call(status, errors)
 
     return CudaSimulation

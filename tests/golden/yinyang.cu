@@ -22,6 +22,7 @@ typedef struct {
     int64_t trace_start;
     int64_t strict;
     int64_t M;
+    int64_t W;
     int64_t C1;
     int64_t E1;
     int64_t E2;
@@ -72,13 +73,15 @@ typedef struct {
     int32_t *prj1_hid__out_fifo_head;  /* [B][S1] oldest event */
     int32_t *prj1_hid__out_fifo_size;  /* [B][S1] events in flight */
     int64_t *prj1_hid__out_next_due;  /* [B][3] no line of this target has an event due before this step (INT64_MAX: none queued; 0: not looked at yet) */
-    double *spk_time;  /* [2][B][M] the spikes of a step, per step parity: times */
-    int32_t *spk_pop;  /* [2][B][M] populations */
-    int32_t *spk_neuron;  /* [2][B][M] neurons */
-    int32_t *spk_count;  /* [2][B] spikes in the list (may pass M: overflow) */
-    int32_t *spk_order;  /* [2][B][M] the list in push order (qgen_rank) */
-    int32_t *spk_next;  /* [2][B][M] the same neuron's next spike of the step (-1: none) */
-    int32_t *spk_first;  /* [2][B][M] 1: the neuron's first spike of the step */
+    double *spk_time;  /* [2][W][B][M] the spikes of each step of two windows: times */
+    int32_t *spk_pop;  /* [2][W][B][M] populations */
+    int32_t *spk_neuron;  /* [2][W][B][M] neurons */
+    int32_t *spk_count;  /* [2][W][B] spikes in the list (may pass M: overflow) */
+    int32_t *spk_order;  /* [2][W][B][M] the list in push order (qgen_rank) */
+    int32_t *spk_next;  /* [2][W][B][M] the same neuron's next spike of the step (-1: none) */
+    int32_t *spk_first;  /* [2][W][B][M] 1: the neuron's first spike of the step */
+    int32_t *sync_count;  /* [B] qgen_steps's blocks of each trial at its barrier */
+    int32_t *sync_gen;  /* [B] barriers passed by each trial (qgen_steps) */
     int32_t *err_code;  /* [B] what stopped each trial (0: nothing) */
     int32_t *err_population;  /* [B] where */
     int32_t *err_projection;  /* [B] where */
@@ -95,7 +98,8 @@ enum {
     QGEN_RESET_ABOVE_THRESHOLD = 3,
     QGEN_OUT_OF_MEMORY = 4,
     QGEN_SPIKE_LIST_FULL = 5,
-    QGEN_EVENT_SCRATCH_FULL = 6
+    QGEN_EVENT_SCRATCH_FULL = 6,
+    QGEN_BARRIER_STUCK = 7
 };
 
 #define QGEN_DT 0.1  /* ms (yinyang.snn:7:1) */
@@ -130,10 +134,19 @@ __device__ void set_error(int64_t b, int32_t code, int32_t population, int32_t p
     }
 }
 
-/* Append a spike of step n to trial b's list (the list of n's parity). */
+/* The spike list of step n in trial b. Steps come in windows of S.W steps, numbered from step -1
+   (qgen_steps: as many as the shortest delay allows where every queue is a ring, else 1); the lists of
+   one window fill while those of the window before are no longer read, so two sets alternate. */
+__device__ int64_t spike_list(int64_t b, int64_t n)
+{
+    const int64_t window = (n + 1) / S.W, k = (n + 1) % S.W;
+    return ((window & 1) * S.W + k) * S.B + b;
+}
+
+/* Append a spike of step n to trial b's list of step n. */
 __device__ int add_spike(int64_t b, int64_t n, double t, int32_t pop, int32_t neuron)
 {
-    const int64_t list = (n & 1) * S.B + b;
+    const int64_t list = spike_list(b, n);
     const int k = atomicAdd(&S.spk_count[list], 1);
     if (k >= S.M) {
         set_error(b, QGEN_SPIKE_LIST_FULL, pop, -1, neuron, t);
@@ -581,7 +594,7 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
 __device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n)
 {
     if (S.err_code[b]) return;
-    const int64_t list = (n & 1) * S.B + b, base = list * S.M;
+    const int64_t list = spike_list(b, n), base = list * S.M;
     const int64_t count = S.spk_count[list] < S.M ? S.spk_count[list] : S.M;
     const int32_t *post = S.prj0_inp__hid_post;
     for (int64_t r = 0; r < count; ++r) {
@@ -889,14 +902,35 @@ __device__ void inputs_body(int64_t b, int64_t n)
     }
 }
 
+/* The same for qgen_steps and steps n, ..., last, by thread t of the trial's threads: the spikes cursor + t,
+   cursor + t + threads, ...; the thread that reaches the last spike of a population returns where that
+   population's cursor moves (written after the phase's barrier, once every thread has read it). */
+__device__ void inputs_parallel(int64_t b, int64_t n, int64_t last, int64_t t, int64_t threads, int64_t *moved)
+{
+    moved[0] = -1;
+    if (S.err_code[b]) return;
+    {
+        /* input population inp (yinyang.snn:11:5) */
+        const int64_t *step = S.pop0_inp_in_step;
+        const int64_t end = S.pop0_inp_in_start[b + 1];
+        for (int64_t k = S.pop0_inp_in_cursor[b] + t; k < end && step[k] <= last; k += threads) {
+            if (k + 1 == end || step[k + 1] > last) moved[0] = k + 1;
+            if (add_spike(b, step[k] > n ? step[k] : n, S.pop0_inp_in_time[k], 0,
+                          S.pop0_inp_in_id[k]))
+                return;
+        }
+    }
+}
+
 /* Order the spikes of step n in each trial by (time, population, neuron), the order in which the C
    target pushes them: a spike's rank is the number of spikes before it. Also link each neuron's
-   spikes of the step in time order (spk_first, spk_next). Clears the other parity's list. Trial b, spikes
-   first, first + stride, ... */
+   spikes of the step in time order (spk_first, spk_next). Clears the lists of the next window. Trial b,
+   spikes first, first + stride, ... */
 __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
 {
-    const int64_t list = (n & 1) * S.B + b;
-    if (first == 0) S.spk_count[((n + 1) & 1) * S.B + b] = 0;  /* step n+1's list */
+    const int64_t list = spike_list(b, n);
+    if (first == 0)
+        for (int64_t k = 0; k < S.W; ++k) S.spk_count[spike_list(b, ((n + 1) / S.W + 1) * S.W - 1 + k)] = 0;
     if (S.err_code[b]) return;
     const int64_t count = S.spk_count[list] < S.M ? S.spk_count[list] : S.M;
     const double *time = S.spk_time + list * S.M;
@@ -931,7 +965,7 @@ __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
    spikes in time order. */
 __device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t stride)
 {
-    const int64_t list = (n & 1) * S.B + b;
+    const int64_t list = spike_list(b, n);
     if (S.err_code[b]) return;
     const int64_t count = S.spk_count[list] < S.M ? S.spk_count[list] : S.M;
     for (int64_t r = first; r < count; r += stride) {
@@ -970,28 +1004,69 @@ extern "C" __global__ void qgen_push_pre(int64_t n)
     push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x);
 }
 
-/* Steps n0, ..., n0 + count - 1 (from -1: the grid inputs at t = 0) in one launch: a block per trial
-   (blockIdx.x), its threads striding over the neurons, spikes and targets of each phase, with a
-   barrier between phases. For networks whose trials fit one block's worth of parallelism: no launch
-   per step. The same bodies as the kernels of one step. */
+/* Wait until every thread of trial b's blocks (blockIdx.x of gridDim.x) has arrived, and see what they
+   wrote before. Blocks of one trial meet at a counter and a generation number: the last to arrive
+   resets the counter and moves the generation on, the others wait for it. The runtime launches no more
+   blocks than the GPU holds at once; if they still do not all run (another program holding the GPU),
+   the trial stops with QGEN_BARRIER_STUCK rather than hang. */
+__device__ void trial_barrier(int64_t b)
+{
+    __syncthreads();
+    if (gridDim.x == 1) return;
+    if (threadIdx.x == 0) {
+        volatile int32_t *generation = S.sync_gen + b;
+        const int32_t seen = *generation;
+        __threadfence();  /* this block's writes, before it is counted */
+        if (atomicAdd(&S.sync_count[b], 1) == (int32_t)gridDim.x - 1) {
+            S.sync_count[b] = 0;
+            __threadfence();
+            atomicAdd((int32_t *)generation, 1);
+        } else {
+            for (int64_t spins = 0; *generation == seen; ++spins) {
+                if (spins > (1LL << 28)) {  /* tens of seconds */
+                    set_error(b, QGEN_BARRIER_STUCK, -1, -1, -1, 0.0);
+                    break;
+                }
+                __nanosleep(100);
+            }
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+/* Steps n0, ..., n0 + count - 1 (from -1: the grid inputs at t = 0) in one launch: gridDim.x blocks
+   per trial (blockIdx.y), their threads striding over the neurons, spikes and targets of each phase,
+   with trial_barrier between phases; spikes are propagated a block per spike. A phase covers a window
+   of S.W steps: no event sent in a window is due within it (S.W is at most the shortest delay), so
+   each neuron goes through the window's steps alone, then the window's spikes are ranked and pushed
+   step by step. The same bodies as the kernels of one step. */
 extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
 {
-    const int64_t b = blockIdx.x, t = threadIdx.x, threads = blockDim.x;
+    const int64_t b = blockIdx.y, t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    const int64_t threads = (int64_t)gridDim.x * blockDim.x;
     (void)t;
     (void)threads;
-    for (int64_t n = n0; n < n0 + count; ++n) {
-        if (n >= 0) {
-            for (int64_t j = t; j < 120; j += threads) update_body_pop1_hid(b, j, n);
-            for (int64_t j = t; j < 3; j += threads) update_body_pop2_out(b, j, n);
-            __syncthreads();
+    for (int64_t n = n0, last; n < n0 + count; n = last + 1) {
+        last = ((n + 1) / S.W + 1) * S.W - 2;  /* the window's last step, or the launch's */
+        if (last > n0 + count - 1) last = n0 + count - 1;
+        if (last >= 0) {
+            for (int64_t j = t; j < 120; j += threads)
+                for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop1_hid(b, j, m);
+            for (int64_t j = t; j < 3; j += threads)
+                for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop2_out(b, j, m);
+            trial_barrier(b);
         }
-        if (t == 0) inputs_body(b, n);
-        __syncthreads();
-        rank_body(b, n, t, threads);
-        __syncthreads();
-        push_pre_body(b, n, 0, 1);
-        for (int64_t j = t; j < 120; j += threads) pull_body_prj0_inp__hid(b, j, n);
-        __syncthreads();
+        int64_t moved[1];
+        inputs_parallel(b, n, last, t, threads, moved);
+        trial_barrier(b);
+        if (moved[0] >= 0) S.pop0_inp_in_cursor[b] = moved[0];
+        for (int64_t m = n; m <= last; ++m) rank_body(b, m, t, threads);
+        trial_barrier(b);
+        for (int64_t m = n; m <= last; ++m) push_pre_body(b, m, blockIdx.x, gridDim.x);
+        for (int64_t j = t; j < 120; j += threads)
+            for (int64_t m = n; m <= last; ++m) pull_body_prj0_inp__hid(b, j, m);
+        trial_barrier(b);
     }
 }
 
