@@ -1004,6 +1004,33 @@ extern "C" __global__ void qgen_push_pre(int64_t n)
     push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x);
 }
 
+/* The spike lists of steps n, ..., last of trial b: each ranked by its share of the trial's threads
+   (thread t of threads), or, with fewer threads than lists, a list per thread at a time. */
+__device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64_t threads)
+{
+    const int64_t lists = last - n + 1;
+    if (threads >= lists) {
+        const int64_t share = threads / lists;
+        if (t < share * lists) rank_body(b, n + t % lists, t / lists, share);
+    } else {
+        for (int64_t m = n + t; m <= last; m += threads) rank_body(b, m, 0, 1);
+    }
+}
+
+/* The same for propagation per presynaptic spike, by blocks: each list by its share of the trial's
+   blocks. Only summing rings and fifo lines propagate so, and windows of several steps only come with
+   rings: the lists of one window may be pushed in any order (sums). */
+__device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
+{
+    const int64_t lists = last - n + 1, blocks = gridDim.x;
+    if (blocks >= lists) {
+        const int64_t share = blocks / lists;
+        if (blockIdx.x < share * lists) push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share);
+    } else {
+        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1);
+    }
+}
+
 /* Wait until every thread of trial b's blocks (blockIdx.x of gridDim.x) has arrived, and see what they
    wrote before. Blocks of one trial meet at a counter and a generation number: the last to arrive
    resets the counter and moves the generation on, the others wait for it. The runtime launches no more
@@ -1061,9 +1088,9 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
         inputs_parallel(b, n, last, t, threads, moved);
         trial_barrier(b);
         if (moved[0] >= 0) S.pop0_inp_in_cursor[b] = moved[0];
-        for (int64_t m = n; m <= last; ++m) rank_body(b, m, t, threads);
+        rank_window(b, n, last, t, threads);
         trial_barrier(b);
-        for (int64_t m = n; m <= last; ++m) push_pre_body(b, m, blockIdx.x, gridDim.x);
+        push_pre_window(b, n, last);
         for (int64_t j = t; j < 120; j += threads)
             for (int64_t m = n; m <= last; ++m) pull_body_prj0_inp__hid(b, j, m);
         trial_barrier(b);
