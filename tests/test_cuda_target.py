@@ -350,3 +350,35 @@ network F {
     result = load(path, backend, out).simulator(spikes_per_step=16).run(inputs, 5.0)
     reference = ReferenceSimulator(sim.data).run(inputs, 5.0)
     compare(result, reference, True, "float64")
+
+
+@pytest.mark.parametrize("queue", ["heap", "sorted"])
+def test_a_burst_that_overfills_a_target_s_staging_row_is_an_error(backend, write_model, out, queue):
+    # One neuron spikes three times in one step while the spike list has room: its one-to-one target's
+    # staging row holds spikes_per_step events per incoming synapse, and overflows at 2.
+    path = write_model(f"""
+neuron Jump {{
+    parameters {{ tau = 10 ms; v_th = 1.0; v_reset = 0.0 }}
+    state {{ v = 0.0 }}
+    equations {{ dv/dt = -v / tau }}
+    threshold v >= v_th
+    reset {{ v = v_reset }}
+    on_event(w) {{ v += w }}
+}}
+network G {{
+    population inp = input(4)
+    population n = Jump(4)
+    population m = Jump(4)
+    connect inp -> n one_to_one {{ weight = 3.0; delay = 0.5 ms }}
+    connect n -> m one_to_one {{ weight = 0.5; delay = 1 ms; queue = {queue}(capacity = 8) }}
+    record m.spikes
+}}
+""", f"staging_{queue}.snn")
+    inputs = {"inp": (np.full(3, 1.05), np.zeros(3, np.int64))}
+    with pytest.raises(SimulationError) as err:
+        load(path, backend, out).simulator(spikes_per_step=2).run(inputs, 5.0)
+    assert "spikes_per_step" in str(err.value)
+    sim = load(path, backend, out).simulator(spikes_per_step=4)
+    result, reference = sim.run(inputs, 5.0), ReferenceSimulator(sim.data).run(inputs, 5.0)
+    assert reference.spikes["m"].total.sum() >= 1
+    compare(result, reference, True, "float64")

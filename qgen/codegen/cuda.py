@@ -21,10 +21,16 @@ One step n is a fixed sequence of launches (see templates/cuda/model.cu.j2):
 4. propagation, by queue kind: per presynaptic spike over its outgoing synapses
    (``qgen_push_pre``, a block per spike) for summing rings (atomic adds) and fifo lines (a line
    belongs to one synapse, so to one thread, which pushes that neuron's spikes of the step in time
-   order); per target (``pull_<projection>``, a thread per target neuron walking the ordered spike
-   list and finding its synapses by binary search) for queues per target neuron (ring lists,
-   heap, sorted), which so receive their events in the C target's order and drop exactly the
-   events it drops.
+   order); heaps and sorted arrays in two phases: each spike files its events under their targets
+   (in ``qgen_push_pre``, keyed by the spike's rank and the synapse), then a thread per target
+   (``pull_<projection>``) sorts its few keys and enqueues them; ring lists per target
+   (``pull_<projection>``, a thread per target neuron walking the ordered spike list and finding its
+   synapses by binary search, which also serves windows of several steps). Queues per target neuron
+   so receive their events in the C target's order and drop exactly the events it drops.
+
+``qgen_steps`` runs all of this for many steps in one launch, with a few blocks per trial meeting
+at barriers between phases, and, where every queue is a ring, a window of several steps per phase
+(as many as the shortest delay allows).
 
 Arrays are those of the C layout where the runtime binds them (connectivity, weights, delays,
 parameters, states, records, traces, inputs, drops) plus device-only arrays (lifetime
@@ -87,6 +93,12 @@ def pre_side(proj: CProjection) -> bool:
     return proj.summing or proj.queue == "fifo"
 
 
+def staged(proj: CProjection) -> bool:
+    """Heaps and sorted arrays: each spike files its events under their targets (per presynaptic spike),
+    then each target enqueues its own in push order (per target neuron)."""
+    return proj.queue in ("heap", "sorted")
+
+
 def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]) -> list[Field]:
     exact = model.network.timing == "exact"
     fields: list[Field] = []
@@ -130,7 +142,12 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no line of this target has an event due "
                              "before this step (INT64_MAX: none queued; 0: not looked at yet)", "device")]
         else:
-            fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
+            fields += [Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target "
+                             "(in (post, synapse) order)", "network"),
+                       Field(f"{q}_stage", "int64_t", ("B", f"SP{j}"), "a step's events filed under their targets, "
+                             f"P{j} per incoming synapse: rank << 32 | synapse", "device"),
+                       Field(f"{q}_stage_count", "int32_t", ("B", n_post), "events filed per target", "device"),
+                       Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
                        Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses", "device"),
                        Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued", "device"),
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "
@@ -165,6 +182,8 @@ def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[str
         result.append(f"S{proj.index}")
         if proj.queue == "ring" and not proj.summing:
             result.append(f"D{proj.index}")
+        if staged(proj):
+            result += [f"P{proj.index}", f"SP{proj.index}"]
     return result
 
 
@@ -175,7 +194,7 @@ def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict
         "update": [{"kernel": f"update_{p.prefix}", "size": p.size} for p in pops if p.kind is not None],
         "inputs": "qgen_inputs" if any(p.kind is None and p.outgoing for p in pops) else None,
         "rank": "qgen_rank" if projections else None,
-        "push_pre": "qgen_push_pre" if any(pre_side(j) for j in projections) else None,
+        "push_pre": "qgen_push_pre" if any(pre_side(j) or staged(j) for j in projections) else None,
         "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
         "steps": "qgen_steps",  # all of the above for several steps, a few blocks per trial
         "threads": THREADS,
@@ -191,8 +210,9 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
     source = env.get_template("model.cu.j2").render(
         model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
         version=version, fields=fields, scalars=scalar_fields, kinds=list(kinds.values()), populations=pops,
-        projections=projections, pre_side=pre_side, threads=THREADS,
-        pre=[j for j in projections if pre_side(j)], pre_sources={j.pre.index for j in projections if pre_side(j)},
+        projections=projections, pre_side=pre_side, staged=staged, threads=THREADS,
+        pre=[j for j in projections if pre_side(j) or staged(j)], any_staged=any(staged(j) for j in projections),
+        pre_sources={j.pre.index for j in projections if pre_side(j) or staged(j)},
         inputs=[p for p in pops if p.kind is None and p.outgoing], uses_backgrounds=bool(model.network.backgrounds))
     info = summary(pops, projections)
     info["gradients"] = "the cuda target has no backward pass yet; gradients run on the c and reference targets"

@@ -123,9 +123,10 @@ class Simulation:
             self._bind(f"{q}_delay", data.delay)
             if not self.exact:
                 self._bind(f"{q}_delay_steps", np.zeros(data.size))
-            if proj["queue"] == "fifo":
+            if f"{q}_in_start" in self._fields:  # fifo lines (and the CUDA target's staging rows) per target
                 order = np.lexsort((np.arange(data.size), data.post))
-                self._bind(f"{q}_in_syn", order)
+                if f"{q}_in_syn" in self._fields:
+                    self._bind(f"{q}_in_syn", order)
                 self._bind(f"{q}_in_start", np.searchsorted(data.post[order], np.arange(self._pops[proj["post"]]["size"] + 1)))
             setattr(self._state, f"S{proj['index']}", data.size)
 

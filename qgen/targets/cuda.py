@@ -485,17 +485,27 @@ def _simulation_class():
             sizes = super()._bind_run(steps, inputs, *args, **kwargs)
             spikes = self.spikes_per_step if self.exact else 1
             capacity = 0
+            per_neuron = {}  # the most spikes of one neuron in one step (staging rows)
             for name, pop in self._pops.items():
                 if not any(p["pre"] == name for p in self._projs.values()):
                     continue
                 if pop["kind"] is None:  # the most input spikes pushed in one step of one trial
                     push = self._arrays[f"{pop['prefix']}_in_step"]
                     start = self._arrays[f"{pop['prefix']}_in_start"]
+                    ids = self._arrays[f"{pop['prefix']}_in_id"]
                     most = max((int(np.unique(push[a:z], return_counts=True)[1].max()) for a, z in
                                 zip(start[:-1], start[1:]) if z > a), default=0)
+                    per_neuron[name] = max((int(np.unique(push[a:z] * pop["size"] + ids[a:z], return_counts=True)[1].max())
+                                            for a, z in zip(start[:-1], start[1:]) if z > a), default=1)
                     capacity += most
                 else:
                     capacity += pop["size"] * spikes
+                    per_neuron[name] = spikes
+            for name, proj in self._projs.items():
+                if f"P{proj['index']}" in self.build.scalars:
+                    setattr(self._state, f"P{proj['index']}", per_neuron[proj["pre"]])
+                    sizes[f"SP{proj['index']}"] = per_neuron[proj["pre"]] * sizes[f"S{proj['index']}"]
+                    setattr(self._state, f"SP{proj['index']}", sizes[f"SP{proj['index']}"])
             sizes["M"] = self._state.M = max(1, capacity)
             sizes["W"] = self._state.W = self._window(capacity)
             for pop in self._pops.values():

@@ -27,6 +27,8 @@ typedef struct {
     int64_t E1;
     int64_t E2;
     int64_t S0;
+    int64_t P0;
+    int64_t SP0;
     int64_t S1;
     double *pop0_inp_in_time;  /* [I0] input spike times (ms) */
     int32_t *pop0_inp_in_id;  /* [I0] input spike neurons */
@@ -56,6 +58,9 @@ typedef struct {
     real *prj0_inp__hid_weight;  /* [S0] weights */
     double *prj0_inp__hid_delay;  /* [S0] delays (ms) */
     int64_t *prj0_inp__hid_drops;  /* [B] events dropped by a full queue, per trial */
+    int64_t *prj0_inp__hid_in_start;  /* [121] first incoming synapse of each target (in (post, synapse) order) */
+    int64_t *prj0_inp__hid_stage;  /* [B][SP0] a step's events filed under their targets, P0 per incoming synapse: rank << 32 | synapse */
+    int32_t *prj0_inp__hid_stage_count;  /* [B][120] events filed per target */
     double *prj0_inp__hid_heap_key;  /* [B][120][16] event keys per target */
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
@@ -184,6 +189,42 @@ __device__ int add_event(qgen_events *ev, double key, int64_t proj, int32_t syn,
     ev->w[ev->n_events] = w;
     ++ev->n_events;
     return QGEN_OK;
+}
+
+/* Sort m int64 keys ascending: a handful by insertion, more by heapsort (in place, no recursion). */
+__device__ void sort_keys(int64_t *a, int64_t m)
+{
+    if (m <= 16) {
+        for (int64_t i = 1; i < m; ++i)
+            for (int64_t k = i; k > 0 && a[k] < a[k - 1]; --k) {
+                const int64_t x = a[k];
+                a[k] = a[k - 1];
+                a[k - 1] = x;
+            }
+        return;
+    }
+    for (int64_t start = m / 2 - 1, end = m; ; ) {
+        int64_t root;
+        if (start >= 0) {
+            root = start--;
+        } else {
+            if (--end == 0) break;
+            const int64_t x = a[0];
+            a[0] = a[end];
+            a[end] = x;
+            root = 0;
+        }
+        for (;;) {  /* sift down within [0, end) */
+            int64_t child = 2 * root + 1;
+            if (child >= end) break;
+            if (child + 1 < end && a[child] < a[child + 1]) ++child;
+            if (!(a[root] < a[child])) break;
+            const int64_t x = a[root];
+            a[root] = a[child];
+            a[child] = x;
+            root = child;
+        }
+    }
 }
 
 /* Events apply in (time, projection, synapse) order. */
@@ -588,28 +629,37 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
     return QGEN_OK;
 }
 
-/* The spikes of step n from inp, in push order, into the queues of one target: a thread
-   per (trial, target neuron); each spike's synapses onto the target by binary search (synapses are ordered
-   by (pre, post)). */
+/* The events of the spike of rank r (time t, a thread per synapse [first, last)), filed under their targets,
+   keyed (r, synapse): a target's row holds P0 events per incoming synapse, which a neuron that
+   spikes at most P0 times in the step never fills. */
+__device__ void stage_prj0_inp__hid(int64_t b, int64_t first, int64_t last, int64_t r, double t)
+{
+    for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x) {
+        const int64_t target = S.prj0_inp__hid_post[syn], row = S.prj0_inp__hid_in_start[target] * S.P0;
+        const int32_t k = atomicAdd(&S.prj0_inp__hid_stage_count[b * 120 + target], 1);
+        if (k >= S.prj0_inp__hid_in_start[target + 1] * S.P0 - row) {
+            set_error(b, QGEN_SPIKE_LIST_FULL, 0, 0, target, t);
+            return;
+        }
+        S.prj0_inp__hid_stage[b * S.SP0 + row + k] = (r << 32) | syn;
+    }
+}
+
+/* The events filed under one target in step n, enqueued in push order (the spikes' rank, then synapse):
+   a thread per (trial, target neuron). */
 __device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n)
 {
+    int32_t *count = &S.prj0_inp__hid_stage_count[b * 120 + target];
+    const int64_t m = *count;
+    if (m == 0) return;
+    *count = 0;
     if (S.err_code[b]) return;
-    const int64_t list = spike_list(b, n), base = list * S.M;
-    const int64_t count = S.spk_count[list] < S.M ? S.spk_count[list] : S.M;
-    const int32_t *post = S.prj0_inp__hid_post;
-    for (int64_t r = 0; r < count; ++r) {
-        const int64_t i = S.spk_order[base + r];
-        if (S.spk_pop[base + i] != 0) continue;
-        const int32_t j = S.spk_neuron[base + i];
-        const int64_t last = S.prj0_inp__hid_out_start[j + 1];
-        int64_t lo = S.prj0_inp__hid_out_start[j], hi = last;
-        while (lo < hi) {  /* the first synapse of j onto target or beyond */
-            const int64_t mid = lo + (hi - lo) / 2;
-            if (post[mid] < target) lo = mid + 1;
-            else hi = mid;
-        }
-        for (int64_t syn = lo; syn < last && post[syn] == target; ++syn)
-            if (enqueue_prj0_inp__hid(b, syn, S.spk_time[base + i], n)) return;
+    int64_t *keys = S.prj0_inp__hid_stage + b * S.SP0 + S.prj0_inp__hid_in_start[target] * S.P0;
+    sort_keys(keys, m);
+    const int64_t base = spike_list(b, n) * S.M;
+    for (int64_t k = 0; k < m; ++k) {
+        const int64_t i = S.spk_order[base + (keys[k] >> 32)];
+        if (enqueue_prj0_inp__hid(b, keys[k] & 0xffffffff, S.spk_time[base + i], n)) return;
     }
 }
 
@@ -974,6 +1024,9 @@ __device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t strid
         const double t = S.spk_time[list * S.M + i];
         (void)t;
         switch (S.spk_pop[list * S.M + i]) {
+        case 0:
+            stage_prj0_inp__hid(b, S.prj0_inp__hid_out_start[j], S.prj0_inp__hid_out_start[j + 1], r, t);
+            break;
         case 1:
             push_prj1_hid__out(b, n, S.prj1_hid__out_out_start[j], S.prj1_hid__out_out_start[j + 1], t, list * S.M, i);
             break;
@@ -1091,6 +1144,7 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
         rank_window(b, n, last, t, threads);
         trial_barrier(b);
         push_pre_window(b, n, last);
+        trial_barrier(b);  /* the events filed under their targets, before the targets enqueue them */
         for (int64_t j = t; j < 120; j += threads)
             for (int64_t m = n; m <= last; ++m) pull_body_prj0_inp__hid(b, j, m);
         trial_barrier(b);
