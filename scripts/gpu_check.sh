@@ -3,7 +3,8 @@
 #
 #   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench peers (default: all)
 #
-# Each stage writes its own logs, so a machine with a time limit per command can run them in two
+# Each stage writes its own logs, so a machine with a time limit per command (or a limit on the files
+# brought back: the device tool takes 8) can run them in two
 # calls (install tests, then install memcheck bench; install takes seconds once the pycuda wheel it
 # built is in vendor/).
 #
@@ -23,13 +24,14 @@
 # 2. runs the CUDA tests (tests/test_cuda_target.py on the GPU and emulated, tests/test_cuda_codegen.py);
 # 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the
-#    benchmark suite), and the full-scale microcircuit against real time, with its GPU memory;
+#    benchmark suite), the full-scale microcircuit against real time, with its GPU memory, and the
+#    CUDA target's launch strategies side by side (benchmarks/cuda_launch.py, launch.txt);
 # 5. (peers) the GPU benchmarks against adseq on JAX-GPU, in the same run: the queue micro-benchmark
 #    at 10⁴, 10⁵ and 10⁶ queues and the recurrent network's forward pass (benchmarks/queue_micro.py
 #    and benchmarks/rsnn.py with --target cuda), each under a time limit; the stage peers_small runs
 #    10⁴ queues and the network alone, peers_large the 10⁵ and 10⁶ queues alone.
 #
-# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, peers.txt
+# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, peers.txt
 # and peers.tar.gz (the benchmarks' JSON). Exits
 # non-zero when a check fails (the logs are written all the same).
 set -uo pipefail
@@ -210,6 +212,11 @@ EOF
     rc=$?
     note "timing (bench.txt): $(tr '\n' ';' <"$OUTDIR/bench.txt")"
     [ $rc -eq 0 ] || fail "timing run (see bench.txt)"
+    # the launch strategies of the CUDA target side by side (benchmarks/RESULTS.md (h))
+    timeout 600 "$PY" -m benchmarks.cuda_launch --repeats 2 --microcircuit-scale 0 >"$OUTDIR/launch.txt" 2>&1
+    rc=$?
+    note "launch strategies (launch.txt): $(grep -c 'µs/step' "$OUTDIR/launch.txt") workloads (exit $rc)"
+    [ $rc -eq 0 ] || fail "launch strategies (see launch.txt)"
 fi
 
 # ------------------------------------------------------------------ 5. GPU benchmarks against adseq on JAX-GPU
