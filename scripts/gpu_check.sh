@@ -4,8 +4,8 @@
 #   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench peers (default: all)
 #
 # Each stage writes its own logs, so a machine with a time limit per command (or a limit on the files
-# brought back: the device tool takes 8) can run them in two
-# calls (install tests, then install memcheck bench; install takes seconds once the pycuda wheel it
+# brought back: the device tool takes 8) can run them over several calls (install tests memcheck, then
+# install bench peers_small, then install peers_large; install takes seconds once the pycuda wheel it
 # built is in vendor/).
 #
 # 1. installs qgen and pycuda into a fresh virtual environment that also sees the machine's Python
