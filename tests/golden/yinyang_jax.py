@@ -904,7 +904,7 @@ def prj0_inp__hid_pop(q, n, weight, network, config):
     return q, dict(events, proj=0, lost=lost)
 
 
-def prj0_inp__hid_push(q, n, spikes, weight, delay, network, config):
+def prj0_inp__hid_push(q, n, spikes, weight, delay, network, config, after):
     """The spikes of inp in step n as events for hid; also the
     number of events beyond the per-step push capacity of a target (counted, never silent) and the
     events the queue dropped (synapse, key, mask), which the adjoint leaves out too."""
@@ -935,7 +935,7 @@ def prj1_hid__out_pop(q, n, weight, network, config):
     return q, dict(events, proj=1, lost=lost)
 
 
-def prj1_hid__out_push(q, n, spikes, weight, delay, network, config):
+def prj1_hid__out_push(q, n, spikes, weight, delay, network, config, after):
     """The spikes of hid in step n as events for out; also the
     number of events beyond the per-step push capacity of a target (counted, never silent) and the
     events the queue dropped (synapse, key, mask), which the adjoint leaves out too."""
@@ -1086,18 +1086,28 @@ def _initial(network, params, config, tape=False):
     return carry
 
 
+def _used(populations):
+    """0, but computed from every population's new state: an index that adds it is known only once
+    the step's updates have read the events they popped. XLA cannot see that it is 0, so it writes a
+    queue in place after those reads; where the pushes do not depend on the pops (input spikes) it
+    otherwise copied the whole queue in every step (a summing ring: slots × N values, twice)."""
+    flags = [jnp.isnan(st["x"]).any().astype(INT) for st in populations.values()]
+    return jnp.minimum(sum(flags), 0) if flags else jnp.zeros((), INT)
+
+
 def _push(carry, n, spikes, network, params, delays, config, tape=False):
     """Push the spikes of step n (neurons and inputs) into the queues of their outgoing projections.
     The first step with a drop is kept (strict mode makes it an error); a delay too long for a
     ring is an error."""
     queues, error, first_drop = dict(carry["queues"]), carry["error"], carry["first_drop"]
+    after = _used(carry["populations"])
     lost = dict(carry["lost"]["events"])
     end = (n + 1).astype(REAL) * DT
     # inp->hid (yinyang.snn:15:5)
     q = queues['prj0_inp__hid']
     queues['prj0_inp__hid'], missed, dropped = prj0_inp__hid_push(
         q, n, spikes['pop0_inp'], params["weight"]['inp->hid'], delays['inp->hid'],
-        network['inp->hid'], config)
+        network['inp->hid'], config, after)
     if tape:
         carry = dict(carry, droplog=dict(carry["droplog"], **{'prj0_inp__hid': _log_drops(carry["droplog"]['prj0_inp__hid'], dropped)}))
     lost['hid'] += missed
@@ -1106,7 +1116,7 @@ def _push(carry, n, spikes, network, params, delays, config, tape=False):
     q = queues['prj1_hid__out']
     queues['prj1_hid__out'], missed, dropped = prj1_hid__out_push(
         q, n, spikes['pop1_hid'], params["weight"]['hid->out'], delays['hid->out'],
-        network['hid->out'], config)
+        network['hid->out'], config, after)
     if tape:
         carry = dict(carry, droplog=dict(carry["droplog"], **{'prj1_hid__out': _log_drops(carry["droplog"]['prj1_hid__out'], dropped)}))
     lost['out'] += missed
