@@ -382,3 +382,15 @@ network G {{
     result, reference = sim.run(inputs, 5.0), ReferenceSimulator(sim.data).run(inputs, 5.0)
     assert reference.spikes["m"].total.sum() >= 1
     compare(result, reference, True, "float64")
+
+
+def test_launch_options_are_checked(backend, write_model, out):
+    path = write_model(network("heap", 8, "grid", 1), "options.snn")
+    model = load(path, backend, out)
+    for options in ({"fused": "yes"}, {"blocks": 0}, {"blocks": 2.5}):
+        with pytest.raises(QgenError) as err:
+            model.simulator(**options)
+        assert err.value.code == Code.BAD_OPTION
+    with pytest.raises(QgenError) as err:  # more blocks than the GPU runs at once would never meet
+        model.simulator(blocks=10**6)
+    assert "at most" in err.value.message and "blocks" in err.value.hint

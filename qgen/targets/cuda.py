@@ -322,6 +322,9 @@ class Device:
                       default=0)
         resident = max(1, _resident_blocks(self.cuda, self.kernels[plan["steps"]]) // sim.batch)
         # qgen_steps: blocks of a trial meet at barriers, so all of them must run at once
+        if sim.blocks is not None and sim.blocks > resident:
+            raise QgenError(Code.BAD_OPTION, f"blocks = {sim.blocks}: this GPU runs at most {resident} blocks of "
+                            f"qgen_steps per trial at once (batch {sim.batch})", hint=f"use blocks <= {resident}")
         self.blocks = sim.blocks or max(1, min(resident, math.ceil(largest / (FUSED_THREADS * FUSED_NEURONS_PER_THREAD))))
         self.fused = sim.fused if sim.fused is not None else largest <= FUSED_MAX_NEURONS * resident
         self.threads = int(plan["threads"])
