@@ -303,6 +303,21 @@ def test_weights_delays_and_parameters_are_the_arrays_of_the_next_run(backend, o
     assert len(times) and times.min() > 3.0  # the first input arrives at 1 + 2 ms
 
 
+def test_a_window_of_steps_follows_the_delays_of_each_run(backend, write_model, out):
+    # every queue a ring: qgen_steps takes as many steps per phase as the shortest delay allows,
+    # computed at each run from the delays as they are then
+    path = write_model(network("ring", 16, "grid", 4), "window.snn")
+    sim = load(path, backend, out).simulator()
+    inputs = poisson(4, 1, True)
+    for shortest, window in ((None, 2), (0.1, 1), (0.6, 6)):  # the network's shortest delay is 0.22 ms
+        if shortest is not None:
+            for name in sim.delays:
+                sim.delays[name] = sim.delays[name] - sim.delays[name].min() + shortest
+        result = sim.run(inputs, 40.0)
+        assert sim._state.W == window
+        compare(result, ReferenceSimulator(sim.data).run(inputs, 40.0), False, "float64")
+
+
 def test_strict_overflow_and_runtime_errors_become_exceptions(backend, write_model, out):
     path = write_model(network("heap", 1, "exact", 5), "strict.snn")
     sim = load(path, backend, out).simulator(strict=True)

@@ -536,7 +536,7 @@ def _simulation_class():
             projections = self._plan["projections"]
             if not self._state.device.fused or not projections or any(p["queue"] != "ring" for p in projections):
                 return 1
-            delays = [self.data.projections[p["name"]].delay for p in projections]
+            delays = [self._arrays[f"{p['prefix']}_delay"] for p in projections]  # as the user may have set them
             shortest = min(float(d.min()) for d in delays if len(d)) if any(len(d) for d in delays) else math.inf
             if self.exact:  # an event sent in step m is due in step m + floor(delay / dt) or later; one step spare
                 steps = math.floor(shortest / self.dt) - 1 if math.isfinite(shortest) else FUSED_STEPS
