@@ -94,8 +94,8 @@ def main() -> None:
                   f"qgen/Brian2 {speed['qgen'] / speed['brian2']:5.1f}×   rates E "
                   f"{ours.get('rate_E_hz', float('nan')):.1f} / {nest.get('rate_E_hz', float('nan')):.1f} / "
                   f"{brian.get('rate_E_hz', float('nan')):.1f} Hz", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1, default=str))
+            if args.json:  # after each size: a run stopped later keeps the sizes done
+                args.json.write_text(json.dumps(rows, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -139,6 +139,8 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_fifo_key", "double", ("B", f"S{j}", K), "event keys per line", "device"),
                        Field(f"{q}_fifo_head", "int32_t", ("B", f"S{j}"), "oldest event", "device"),
                        Field(f"{q}_fifo_size", "int32_t", ("B", f"S{j}"), "events in flight", "device"),
+                       Field(f"{q}_fifo_due", "int64_t", ("B", f"S{j}"), "step the oldest event is due (INT64_MAX: "
+                             "none; 0: not looked at yet)", "device"),
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no line of this target has an event due "
                              "before this step (INT64_MAX: none queued; 0: not looked at yet)", "device")]
         else:
