@@ -77,6 +77,7 @@ typedef struct {
     double *prj1_hid__out_fifo_key;  /* [B][S1][4] event keys per line */
     int32_t *prj1_hid__out_fifo_head;  /* [B][S1] oldest event */
     int32_t *prj1_hid__out_fifo_size;  /* [B][S1] events in flight */
+    int64_t *prj1_hid__out_fifo_due;  /* [B][S1] step the oldest event is due (INT64_MAX: none; 0: not looked at yet) */
     int64_t *prj1_hid__out_next_due;  /* [B][3] no line of this target has an event due before this step (INT64_MAX: none queued; 0: not looked at yet) */
     double *spk_time;  /* [2][W][B][M] the spikes of each step of two windows: times */
     int32_t *spk_pop;  /* [2][W][B][M] populations */
@@ -714,6 +715,7 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
     if (*size >= 4)
         return drop_event(b, &S.prj1_hid__out_drops[b], 2, 1, target, key);
     S.prj1_hid__out_fifo_key[line * 4 + (S.prj1_hid__out_fifo_head[line] + *size) % 4] = key;
+    if (*size == 0) S.prj1_hid__out_fifo_due[line] = due;  /* the new oldest event */
     ++*size;
     /* the target's earliest due step (a line's events come in time order: only a new head can lower it) */
     atomicMin((long long *)&S.prj1_hid__out_next_due[b * 3 + target], (long long)(due > n ? due : n + 1));
@@ -740,6 +742,11 @@ __device__ int gather_prj1_hid__out(int64_t b, int64_t target, int64_t n, qgen_e
     const real *weight = S.prj1_hid__out_weight;
     for (int64_t pos = S.prj1_hid__out_in_start[target]; pos < S.prj1_hid__out_in_start[target + 1]; ++pos) {
         const int64_t line = b * S.S1 + pos;
+        int64_t *due = &S.prj1_hid__out_fifo_due[line];  /* one load per line: most lines have nothing due */
+        if (*due > n) {
+            if (*due < earliest) earliest = *due;
+            continue;
+        }
         const int32_t syn = S.prj1_hid__out_in_syn[pos];
         const double *keys = S.prj1_hid__out_fifo_key + line * 4;
         int32_t *head = &S.prj1_hid__out_fifo_head[line], *size = &S.prj1_hid__out_fifo_size[line];
@@ -748,7 +755,8 @@ __device__ int gather_prj1_hid__out(int64_t b, int64_t target, int64_t n, qgen_e
             *head = (*head + 1) % 4;
             --*size;
         }
-        if (*size > 0 && QGEN_DUE_STEP(keys[*head]) < earliest) earliest = QGEN_DUE_STEP(keys[*head]);
+        *due = *size > 0 ? QGEN_DUE_STEP(keys[*head]) : INT64_MAX;  /* zeroed at the start: looked at once */
+        if (*due < earliest) earliest = *due;
     }
     *next = earliest;
     return QGEN_OK;
