@@ -1079,8 +1079,8 @@ __device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64
 }
 
 /* The same for propagation per presynaptic spike, by blocks: each list by its share of the trial's
-   blocks. Only summing rings and fifo lines propagate so, and windows of several steps only come with
-   rings: the lists of one window may be pushed in any order (sums). */
+   blocks. Windows of several steps only come where every queue is a ring, and then only summing rings
+   propagate here: the lists of one window may be pushed in any order (sums). */
 __device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
 {
     const int64_t lists = last - n + 1, blocks = gridDim.x;
@@ -1111,6 +1111,7 @@ __device__ void trial_barrier(int64_t b)
             atomicAdd((int32_t *)generation, 1);
         } else {
             for (int64_t spins = 0; *generation == seen; ++spins) {
+                if (((volatile int32_t *)S.err_code)[b]) break;  /* the trial stops: nothing to wait for */
                 if (spins > (1LL << 28)) {  /* tens of seconds */
                     set_error(b, QGEN_BARRIER_STUCK, -1, -1, -1, 0.0);
                     break;
