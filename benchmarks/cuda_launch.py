@@ -46,12 +46,9 @@ def timed(sim, inputs, steps: int, repeats: int) -> float:
 
 
 def compare(label: str, sim, inputs, steps: int, repeats: int) -> None:
-    from qgen.targets.cuda import _resident_blocks
-
     device = sim._state.device
-    resident = max(1, _resident_blocks(device.cuda, device.kernels[device.plan["steps"]]) // sim.batch)
     cells = []
-    for name, fused, blocks in strategies(device.blocks, device.fused, resident):
+    for name, fused, blocks in strategies(device.blocks, device.fused, device.resident):
         device.fused, device.blocks = fused, blocks
         try:
             cells.append(f"{name}: {timed(sim, inputs, steps, repeats):.1f}")

@@ -215,16 +215,21 @@ def test_cuda_matches_the_reference(backend, write_model, out, queue, timing):
     compare(result, reference, timing == "exact", "float64")
 
 
+def run_small_queues(backend, write_model, out, queue, timing, seed, batch, **options):
+    """A network whose queues are too small (they drop), on the CUDA target and on the reference."""
+    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
+    path = write_model(network(queue, capacity, timing, seed), f"small_{queue}_{timing}.snn")
+    sim = load(path, backend, out).simulator(batch=batch, **options)
+    inputs = poisson(seed, batch, timing == "grid", rate_hz=200.0)
+    return sim.run(inputs, 60.0), ReferenceSimulator(sim.data, batch=batch).run(inputs, 60.0)
+
+
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 @pytest.mark.parametrize("queue", KINDS)
 def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing):
-    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
-    seed = 3 + KINDS.index(queue)
-    path = write_model(network(queue, capacity, timing, seed), f"small_{queue}_{timing}.snn")
-    sim = load(path, backend, out).simulator(fused=False)  # a launch per kernel and step (else: qgen_steps)
-    inputs = poisson(seed, 1, timing == "grid", rate_hz=200.0)
-    result = sim.run(inputs, 60.0)
-    reference = ReferenceSimulator(sim.data).run(inputs, 60.0)
+    # a launch per kernel and step (else: qgen_steps)
+    result, reference = run_small_queues(backend, write_model, out, queue, timing, 3 + KINDS.index(queue), 1,
+                                         fused=False)
     if not (queue == "ring" and timing == "grid"):  # a summing grid ring never drops
         assert sum(int(d.sum()) for d in reference.drops.values()) > 0
     compare(result, reference, timing == "exact", "float64")
@@ -234,13 +239,8 @@ def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing)
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 @pytest.mark.parametrize("queue", KINDS)
 def test_several_blocks_per_trial_meet_at_barriers(backend, write_model, out, queue, timing):
-    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
-    seed = 5 + KINDS.index(queue)
-    path = write_model(network(queue, capacity, timing, seed), f"small_{queue}_{timing}.snn")
-    sim = load(path, backend, out).simulator(batch=2, fused=True, blocks=3)
-    inputs = poisson(seed, 2, timing == "grid", rate_hz=200.0)
-    result = sim.run(inputs, 60.0)
-    reference = ReferenceSimulator(sim.data, batch=2).run(inputs, 60.0)
+    result, reference = run_small_queues(backend, write_model, out, queue, timing, 5 + KINDS.index(queue), 2,
+                                         fused=True, blocks=3)
     compare(result, reference, timing == "exact", "float64")
 
 

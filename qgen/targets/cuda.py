@@ -320,8 +320,8 @@ class Device:
         self.plan = plan
         largest = max((p["size"] for p in self.build.manifest["plan"]["populations"] if p["kind"] is not None),
                       default=0)
-        resident = max(1, _resident_blocks(self.cuda, self.kernels[plan["steps"]]) // sim.batch)
         # qgen_steps: blocks of a trial meet at barriers, so all of them must run at once
+        self.resident = resident = max(1, _resident_blocks(self.cuda, self.kernels[plan["steps"]]) // sim.batch)
         if sim.blocks is not None and sim.blocks > resident:
             raise QgenError(Code.BAD_OPTION, f"blocks = {sim.blocks}: this GPU runs at most {resident} blocks of "
                             f"qgen_steps per trial at once (batch {sim.batch})", hint=f"use blocks <= {resident}")
@@ -488,7 +488,8 @@ def _simulation_class():
             sizes = super()._bind_run(steps, inputs, *args, **kwargs)
             spikes = self.spikes_per_step if self.exact else 1
             capacity = 0
-            per_neuron = {}  # the most spikes of one neuron in one step (staging rows)
+            per_neuron = {}  # the most spikes of one neuron in one step: the staging rows' P
+            staged = {p["pre"] for p in self._projs.values() if f"P{p['index']}" in self.build.scalars}
             for name, pop in self._pops.items():
                 if not any(p["pre"] == name for p in self._projs.values()):
                     continue
@@ -496,15 +497,16 @@ def _simulation_class():
                     push = self._arrays[f"{pop['prefix']}_in_step"]
                     start = self._arrays[f"{pop['prefix']}_in_start"]
                     ids = self._arrays[f"{pop['prefix']}_in_id"]
-                    most = max((int(np.unique(push[a:z], return_counts=True)[1].max()) for a, z in
-                                zip(start[:-1], start[1:]) if z > a), default=0)
-                    per_neuron[name] = max((int(np.unique(push[a:z] * pop["size"] + ids[a:z], return_counts=True)[1].max())
-                                            for a, z in zip(start[:-1], start[1:]) if z > a), default=1)
-                    capacity += most
+                    trials = [(a, z) for a, z in zip(start[:-1], start[1:]) if z > a]
+                    capacity += max((int(np.unique(push[a:z], return_counts=True)[1].max()) for a, z in trials),
+                                    default=0)
+                    if name in staged:  # (a sort of every input spike: only where a staging row needs it)
+                        per_neuron[name] = max((int(np.unique(push[a:z] * pop["size"] + ids[a:z],
+                                                              return_counts=True)[1].max()) for a, z in trials), default=1)
                 else:
                     capacity += pop["size"] * spikes
                     per_neuron[name] = spikes
-            for name, proj in self._projs.items():
+            for proj in self._projs.values():
                 if f"P{proj['index']}" in self.build.scalars:
                     setattr(self._state, f"P{proj['index']}", per_neuron[proj["pre"]])
                     sizes[f"SP{proj['index']}"] = per_neuron[proj["pre"]] * sizes[f"S{proj['index']}"]

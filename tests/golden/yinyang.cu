@@ -192,42 +192,6 @@ __device__ int add_event(qgen_events *ev, double key, int64_t proj, int32_t syn,
     return QGEN_OK;
 }
 
-/* Sort m int64 keys ascending: a handful by insertion, more by heapsort (in place, no recursion). */
-__device__ void sort_keys(int64_t *a, int64_t m)
-{
-    if (m <= 16) {
-        for (int64_t i = 1; i < m; ++i)
-            for (int64_t k = i; k > 0 && a[k] < a[k - 1]; --k) {
-                const int64_t x = a[k];
-                a[k] = a[k - 1];
-                a[k - 1] = x;
-            }
-        return;
-    }
-    for (int64_t start = m / 2 - 1, end = m; ; ) {
-        int64_t root;
-        if (start >= 0) {
-            root = start--;
-        } else {
-            if (--end == 0) break;
-            const int64_t x = a[0];
-            a[0] = a[end];
-            a[end] = x;
-            root = 0;
-        }
-        for (;;) {  /* sift down within [0, end) */
-            int64_t child = 2 * root + 1;
-            if (child >= end) break;
-            if (child + 1 < end && a[child] < a[child + 1]) ++child;
-            if (!(a[root] < a[child])) break;
-            const int64_t x = a[root];
-            a[root] = a[child];
-            a[child] = x;
-            root = child;
-        }
-    }
-}
-
 /* Events apply in (time, projection, synapse) order. */
 __device__ int event_before(double k1, int64_t o1, double k2, int64_t o2)
 {
@@ -247,14 +211,14 @@ __device__ void swap_events(qgen_events *ev, int64_t a, int64_t c)
     ev->w[c] = w;
 }
 
-/* A handful by insertion, more by heapsort (in place, no recursion). */
-__device__ void sort_events(qgen_events *ev)
+/* Sort m items in place, item i before item j when before(i, j), moving them with swap(i, j): a handful
+   by insertion, more by heapsort (no recursion). */
+template <typename Before, typename Swap>
+__device__ void sort_in_place(int64_t m, Before before, Swap swap)
 {
-    const int64_t m = ev->n_events;
     if (m <= 16) {
         for (int64_t i = 1; i < m; ++i)
-            for (int64_t k = i; k > 0 && event_before(ev->key[k], ev->ord[k], ev->key[k - 1], ev->ord[k - 1]); --k)
-                swap_events(ev, k, k - 1);
+            for (int64_t k = i; k > 0 && before(k, k - 1); --k) swap(k, k - 1);
         return;
     }
     for (int64_t start = m / 2 - 1, end = m; ; ) {
@@ -263,19 +227,36 @@ __device__ void sort_events(qgen_events *ev)
             root = start--;
         } else {
             if (--end == 0) break;
-            swap_events(ev, 0, end);
+            swap(0, end);
             root = 0;
         }
         for (;;) {  /* sift down within [0, end) */
             int64_t child = 2 * root + 1;
             if (child >= end) break;
-            if (child + 1 < end && event_before(ev->key[child], ev->ord[child], ev->key[child + 1], ev->ord[child + 1]))
-                ++child;
-            if (!event_before(ev->key[root], ev->ord[root], ev->key[child], ev->ord[child])) break;
-            swap_events(ev, root, child);
+            if (child + 1 < end && before(child, child + 1)) ++child;
+            if (!before(root, child)) break;
+            swap(root, child);
             root = child;
         }
     }
+}
+
+__device__ void sort_events(qgen_events *ev)
+{
+    sort_in_place(ev->n_events,
+                  [=](int64_t i, int64_t j) { return event_before(ev->key[i], ev->ord[i], ev->key[j], ev->ord[j]); },
+                  [=](int64_t i, int64_t j) { swap_events(ev, i, j); });
+}
+
+/* Sort m int64 keys ascending. */
+__device__ void sort_keys(int64_t *a, int64_t m)
+{
+    sort_in_place(m, [=](int64_t i, int64_t j) { return a[i] < a[j]; },
+                  [=](int64_t i, int64_t j) {
+                      const int64_t x = a[i];
+                      a[i] = a[j];
+                      a[j] = x;
+                  });
 }
 
 /* y = M·(x, 1) for the first n rows of a row-major n×(n+1) matrix. */
