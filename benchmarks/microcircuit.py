@@ -79,7 +79,7 @@ def run_qgen(scale: float, warmup: float, duration: float, threads: int, out: st
     t0 = time.perf_counter()
     model = qgen.load(ROOT / "examples" / "microcircuit.snn", overrides={"scale": repr(scale)}, out=out)
     t1 = time.perf_counter()
-    sim = model.simulator()
+    sim = model.simulator(threads=threads)  # one trial: the threads share its neurons
     t2 = time.perf_counter()
     synapses = sum(p.size for p in sim.data.projections.values())
     # A run starts from t = 0, so warm-up and measured interval are one run: the progress callback

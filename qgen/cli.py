@@ -174,11 +174,14 @@ def show(model: Path, show_ir: bool, target: str | None, kernel: str, out_dir: P
               help="Write a raster and trace plot (.png).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for connectivity and initial values.")
 @click.option("--strict", is_flag=True, help="Fail on the first dropped queue event.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="C target: threads (one trial: the threads share its neurons; several: one trial per "
+                   "thread). Default: one for one trial, OpenMP's default for several.")
 @build_dir_option
 @precision_option
 @set_option
 def run(model: Path, target: str, duration: str, input_path: Path | None, out_path: Path | None,
-        plot_path: Path | None, seed: int | None, strict: bool, out_dir: Path, float32: bool,
+        plot_path: Path | None, seed: int | None, strict: bool, threads: int | None, out_dir: Path, float32: bool,
         overrides: tuple[str, ...]) -> None:
     """Simulate MODEL and report spikes, rates and any lost events."""
     from rich.console import Console
@@ -193,7 +196,10 @@ def run(model: Path, target: str, duration: str, input_path: Path | None, out_pa
     loaded = qgen.load(model, target, precision="float32" if float32 else "float64",
                        overrides=parse_overrides(overrides), out=out_dir)
     compiled = loaded.model
-    simulator = loaded.simulator(batch, seed=seed, strict=strict)
+    if threads is not None and target != "c":
+        raise QgenError(Code.BAD_OPTION, f"--threads applies to the c target, not to {target}")
+    options = {"threads": threads} if threads is not None else {}
+    simulator = loaded.simulator(batch, seed=seed, strict=strict, **options)
     data = simulator.data
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=errors, transient=True, disable=not errors.is_terminal) as bar:

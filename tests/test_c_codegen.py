@@ -28,7 +28,8 @@ GOLDEN = ROOT / "tests" / "golden"
 # What cffi's wrapper does with the (static) entry points, so that the file compiles on its own.
 WRAPPER = """
 int qgen_entry_points(qgen_state *s, qgen_error *errors);
-int qgen_entry_points(qgen_state *s, qgen_error *errors) { return qgen_prepare(s) + qgen_run(s, 1, errors); }
+int qgen_entry_points(qgen_state *s, qgen_error *errors)
+{ return qgen_prepare(s) + qgen_partition(s) + qgen_run(s, 1, errors) + qgen_max_threads(); }
 """
 
 

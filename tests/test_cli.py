@@ -84,6 +84,11 @@ def test_reference_and_c_runs_agree(write_model, tmp_path):
         saved[target] = dict(np.load(out))
     np.testing.assert_allclose(saved["c"]["hid.spike_times"], saved["reference"]["hid.spike_times"], atol=1e-9)
     assert saved["c"]["hid.spike_counts"].sum() > 0
+    out = tmp_path / "threads.npz"  # two threads sharing the trial: the same spikes, bit for bit
+    result = invoke("run", write_model(TINY), "--threads", "2", "--duration", "15ms", "--input", inputs,
+                    "--build-dir", tmp_path / "gen", "--out", out)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(out)["hid.spike_times"], saved["c"]["hid.spike_times"])
 
 
 def test_build_writes_readable_source_and_is_cached(write_model, tmp_path):
@@ -117,6 +122,8 @@ def test_run_set_overrides_a_constant():
     (["build", "{model}", "--target", "fpga"], "Invalid value for '--target'"),
     (["show", "{model}", "--target", "c", "--kernel", "backward"], "Invalid value for '--kernel'"),
     (["run", "{model}", "--bogus"], "No such option"),
+    (["run", "{model}", "--threads", "0"], "Invalid value for '--threads'"),
+    (["run", "{model}", "--threads", "2", "--target", "reference"], "--threads applies to the c target"),
     (["run", "missing.snn"], "does not exist"),
     (["show", "{model}"], "say what to show"),
 ])

@@ -5,7 +5,7 @@ The generated code owns no memory. Every array it reads or writes is described b
 pointers, ``qgen_state``, binds them. So weights, delays and parameters are NumPy arrays that
 Python reads and writes in place, and the manifest of a build records the layout exactly.
 
-Symbolic sizes: ``B`` the batch, ``T`` the traced steps of a run, ``S<j>`` the synapses of
+Symbolic sizes: ``B`` the batch, ``CAL`` max(B, threads) (the fifo calendars), ``T`` the traced steps of a run, ``S<j>`` the synapses of
 projection j, ``D<j>`` the ring slots of projection j, ``C<i>`` the spike capacity of population
 i, ``I<i>`` the input spikes of input population i (all trials).
 """
@@ -210,6 +210,10 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         q, j = proj.prefix, proj.index
         n_post = proj.post.size
         fields += synapse_fields(proj, exact)
+        fields += [Field(f"{q}_part_syn", "int32_t", (f"S{j}",), "where threads share a trial: the synapses grouped by "
+                         "the thread of their target, then by pre (qgen_partition; one element otherwise)", "network"),
+                   Field(f"{q}_part_start", "int64_t", ("threads", proj.pre.size + 1), "first of part_syn per "
+                         "thread and presynaptic neuron", "network")]
         K = proj.capacity
         if proj.queue == "ring":
             if not proj.summing:  # slot-major, so that one step's pops sweep memory in order
@@ -230,8 +234,8 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_fifo_due", "int64_t", ("B", f"S{j}"), "step the oldest event is due"),
                        Field(f"{q}_fifo_link", "int32_t", ("B", f"S{j}"), "next line + 1 in the same calendar "
                              "bucket or due list (0: the last)"),
-                       Field(f"{q}_calendar", "int32_t", ("B", FIFO_BUCKETS), "first line + 1 filed under each "
-                             "step modulo the buckets (0: none)"),
+                       Field(f"{q}_calendar", "int32_t", ("CAL", FIFO_BUCKETS), "first line + 1 filed under each "
+                             "step modulo the buckets (0: none), per trial or per thread sharing one trial"),
                        Field(f"{q}_due_lines", "int32_t", ("B", n_post), "first line + 1 of each target's list "
                              "of lines due in this step (0: none)")]
         else:
@@ -246,7 +250,7 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
 
 def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[tuple[str, str]]:
     result = [("B", "int64_t"), ("T", "int64_t"), ("step", "int64_t"), ("trace_start", "int64_t"),
-              ("strict", "int32_t")]
+              ("strict", "int32_t"), ("threads", "int32_t")]
     result += [(f"C{p.index}", "int64_t") for p in pops if p.recorded_spikes]
     result += [(f"R{p.index}", "int64_t") for p in pops if any(j.summing for j in p.incoming)]
     for proj in projections:
@@ -274,7 +278,8 @@ def generate(model: Model, precision: str, version: str) -> GeneratedC:
         uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing),
         grad=grad is not None,
         adjoints=[adjoint_functions(k.analysis, precision) for k in kinds.values()] if grad else [])
-    cdef = struct + "\nint qgen_prepare(qgen_state *s);\nint qgen_run(qgen_state *s, int64_t steps, qgen_error *errors);\n"
+    cdef = struct + ("\nint qgen_prepare(qgen_state *s);\nint qgen_run(qgen_state *s, int64_t steps, qgen_error *errors);\n"
+                     "int qgen_max_threads(void);\nint qgen_partition(qgen_state *s);\n")
     cdef += grad.cdef if grad else ""
     plan_summary = summary(pops, projections)
     plan_summary["gradients"] = gradient_unsupported(model, pops, precision) or "c"

@@ -29,7 +29,8 @@ class CompiledModel:
                   spike_capacity: int | None = None, **options):
         """A simulation of one network instance (drawn from ``seed``) for ``batch`` trials at once.
 
-        ``options``: target-specific (jax: ``event_capacity``, ``spikes_per_step``; cuda: ``spikes_per_step``)."""
+        ``options``: target-specific (c: ``threads``; jax: ``event_capacity``, ``spikes_per_step``; cuda:
+        ``spikes_per_step``)."""
         from qgen.runtime.network import instantiate
 
         data = instantiate(self.model, seed, connectivity)
@@ -42,15 +43,16 @@ class CompiledModel:
 
             return JaxSimulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity,
                                  **options)
-        if options:
-            raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(options)}")
+        unknown = [name for name in options if self.target != "c" or name != "threads"]
+        if unknown:
+            raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(unknown)}")
         if self.target == "reference":
             from qgen.reference import ReferenceSimulator
 
             return ReferenceSimulator(data, batch=batch, strict=strict, spike_capacity=spike_capacity)
         from qgen.runtime.simulation import Simulation
 
-        return Simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity)
+        return Simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
 
     def as_jax(self, duration: float, *, batch: int = 1, seed: int | None = None,
                observables: Sequence[str] | None = None, **options):

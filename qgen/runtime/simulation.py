@@ -58,13 +58,22 @@ class BoundArrays(Mapping):
 
 
 class Simulation:
-    """Run a C build: ``sim = qgen.load(path).simulator(batch=2); result = sim.run(inputs, 100.0)``."""
+    """Run a C build: ``sim = qgen.load(path).simulator(batch=2); result = sim.run(inputs, 100.0)``.
+
+    ``threads``: several trials run one per thread (default: OpenMP's number of threads); one trial
+    runs on one thread unless ``threads`` > 1 asks that the threads share it (templates/c/model.c.j2:
+    each updates its share of the neurons and pushes into its own targets' queues, so results are
+    identical to one thread's)."""
 
     def __init__(self, build: CBuild, data: NetworkData, *, batch: int = 1, strict: bool = False,
-                 spike_capacity: int | None = None) -> None:
+                 spike_capacity: int | None = None, threads: int | None = None) -> None:
         if not isinstance(batch, int) or batch < 1:
             raise QgenError(Code.BAD_OPTION, f"the batch size must be a positive integer, not {batch!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise QgenError(Code.BAD_OPTION, f"threads must be a positive integer, not {threads!r}",
+                            hint="leave it out for OpenMP's default (OMP_NUM_THREADS, or every core)")
         self.build, self.data, self.batch, self.strict = build, data, batch, strict
+        self.threads = threads or self._default_threads(build, data, batch)
         self.dt = data.dt
         self.exact = data.timing == "exact"
         self.real = np.float64 if build.precision == "float64" else np.float32
@@ -89,6 +98,13 @@ class Simulation:
                                               for k, param in enumerate(p["parameters"])},
                                              f"parameter of {name}")
                            for name, p in self._pops.items() if p["kind"] is not None}
+
+    @staticmethod
+    def _default_threads(build: CBuild, data: NetworkData, batch: int) -> int:
+        """OpenMP's default number of threads across trials; one for a single trial. Threads that
+        share a trial meet at two barriers per step, which costs a scheduler time slice each when the
+        cores are busy with other work (two orders of magnitude slower), so sharing is asked for."""
+        return 1 if batch == 1 else max(1, int(build.lib.qgen_max_threads()))
 
     # ------------------------------------------------------------ binding
 
@@ -121,6 +137,10 @@ class Simulation:
             self._bind(f"{q}_out_start", np.searchsorted(data.pre, np.arange(n_pre + 1)))
             self._bind(f"{q}_weight", data.weight)
             self._bind(f"{q}_delay", data.delay)
+            if f"{q}_part_syn" in self._fields:  # where threads share the trial: its synapses by thread
+                shared = self._shared()
+                self._bind(f"{q}_part_syn", np.zeros(data.size if shared else 1, np.int32))
+                self._bind(f"{q}_part_start", np.zeros((self.threads if shared else 1) * (n_pre + 1), np.int64))
             if not self.exact:
                 self._bind(f"{q}_delay_steps", np.zeros(data.size))
             if f"{q}_in_start" in self._fields:  # fifo lines (and the CUDA target's staging rows) per target
@@ -129,12 +149,19 @@ class Simulation:
                     self._bind(f"{q}_in_syn", order)
                 self._bind(f"{q}_in_start", np.searchsorted(data.post[order], np.arange(self._pops[proj["post"]]["size"] + 1)))
             setattr(self._state, f"S{proj['index']}", data.size)
+        if self._shared():
+            self._state.threads = self.threads
+            self.build.lib.qgen_partition(self._state)
+
+    def _shared(self) -> bool:
+        """Whether the threads share one trial."""
+        return self.batch == 1 and self.threads > 1
 
     def _bind_run(self, steps: int, inputs: dict[str, list[tuple[np.ndarray, np.ndarray]]],
                   grad: bool = False) -> dict[str, int]:
         """Fresh per-run arrays: state, clamps, records, traces, inputs and empty queues."""
         B, s = self.batch, self._state
-        sizes = {"B": B, "T": steps, "B+1": B + 1}
+        sizes = {"B": B, "T": steps, "B+1": B + 1, "CAL": max(B, self.threads)}
         for name, proj in self._projs.items():
             delay = self.data.projections[name].delay
             sizes[f"S{proj['index']}"] = len(delay)
@@ -166,7 +193,7 @@ class Simulation:
         for pop in self._pops.values():
             if pop["kind"] is None:  # each trial reads its inputs from its own first spike on
                 self._arrays[f"{pop['prefix']}_in_cursor"][...] = self._arrays[f"{pop['prefix']}_in_start"][:-1]
-        s.B, s.T, s.step, s.trace_start, s.strict = B, steps, 0, 0, int(self.strict)
+        s.B, s.T, s.step, s.trace_start, s.strict, s.threads = B, steps, 0, 0, int(self.strict), self.threads
         return sizes
 
     def _bind_inputs(self, pop: dict, trials, steps: int) -> int:
@@ -292,6 +319,10 @@ class Simulation:
             raise SimulationError(Code.MODEL_RUNTIME, f"{pop['kind']}: the reset leaves neuron {err.neuron} of "
                                   f"{pop['name']} above threshold at t = {err.time:g} ms, so it would spike forever",
                                   hint="reset to a value below the threshold, or add a refractory period")
+        if err.code == 5:
+            raise SimulationError(Code.MODEL_RUNTIME, f"OpenMP ran {err.neuron} threads where the simulation was set "
+                                  f"up for {self.threads} (threads = {self.threads})",
+                                  hint="lift the limit (OMP_THREAD_LIMIT), or ask for fewer threads")
         raise SimulationError(Code.MODEL_RUNTIME, "the kernels ran out of memory (code 4)" if err.code == 4
                               else f"the kernels stopped with an unknown code {err.code}")
 

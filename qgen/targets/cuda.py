@@ -475,6 +475,10 @@ def _simulation_class():
             self._sizes: dict = {}
             self._state.device = Device(self)
 
+        @staticmethod
+        def _default_threads(build, data, batch: int) -> int:
+            return 1  # host threads: the GPU's own parallelism is not OpenMP's
+
         def _dtype(self, ctype: str):
             return self.real if ctype == "real" else _NUMPY[ctype]
 

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef double real;
 
@@ -20,6 +23,7 @@ typedef struct {
     int64_t step;
     int64_t trace_start;
     int32_t strict;
+    int32_t threads;
     int64_t C0;
     int64_t C1;
     int64_t R0;
@@ -51,6 +55,8 @@ typedef struct {
     double *prj0_E__E_delay;  /* [S0] delays (ms) */
     int64_t *prj0_E__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj0_E__E_delay_steps;  /* [S0] delays in steps (qgen_prepare) */
+    int32_t *prj0_E__E_part_syn;  /* [S0] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj0_E__E_part_start;  /* [threads][801] first of part_syn per thread and presynaptic neuron */
     int32_t *prj1_E__I_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj1_E__I_post;  /* [S1] postsynaptic neuron */
     int64_t *prj1_E__I_out_start;  /* [801] first synapse of each presynaptic neuron */
@@ -58,6 +64,8 @@ typedef struct {
     double *prj1_E__I_delay;  /* [S1] delays (ms) */
     int64_t *prj1_E__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj1_E__I_delay_steps;  /* [S1] delays in steps (qgen_prepare) */
+    int32_t *prj1_E__I_part_syn;  /* [S1] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj1_E__I_part_start;  /* [threads][801] first of part_syn per thread and presynaptic neuron */
     int32_t *prj2_I__E_pre;  /* [S2] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj2_I__E_post;  /* [S2] postsynaptic neuron */
     int64_t *prj2_I__E_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -65,6 +73,8 @@ typedef struct {
     double *prj2_I__E_delay;  /* [S2] delays (ms) */
     int64_t *prj2_I__E_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj2_I__E_delay_steps;  /* [S2] delays in steps (qgen_prepare) */
+    int32_t *prj2_I__E_part_syn;  /* [S2] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj2_I__E_part_start;  /* [threads][201] first of part_syn per thread and presynaptic neuron */
     int32_t *prj3_I__I_pre;  /* [S3] presynaptic neuron, synapses ordered by (pre, post) */
     int32_t *prj3_I__I_post;  /* [S3] postsynaptic neuron */
     int64_t *prj3_I__I_out_start;  /* [201] first synapse of each presynaptic neuron */
@@ -72,6 +82,8 @@ typedef struct {
     double *prj3_I__I_delay;  /* [S3] delays (ms) */
     int64_t *prj3_I__I_drops;  /* [B] events dropped by a full queue, per trial */
     int32_t *prj3_I__I_delay_steps;  /* [S3] delays in steps (qgen_prepare) */
+    int32_t *prj3_I__I_part_syn;  /* [S3] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj3_I__I_part_start;  /* [threads][201] first of part_syn per thread and presynaptic neuron */
 } qgen_state;
 
 /* What went wrong in one trial (code 0: nothing). */
@@ -89,7 +101,8 @@ enum {
     QGEN_QUEUE_OVERFLOW = 1,
     QGEN_NON_FINITE = 2,
     QGEN_RESET_ABOVE_THRESHOLD = 3,
-    QGEN_OUT_OF_MEMORY = 4
+    QGEN_OUT_OF_MEMORY = 4,
+    QGEN_TOO_FEW_THREADS = 5
 };
 
 #define QGEN_DT 0.1  /* ms (brunel.snn:6:1) */
@@ -98,28 +111,37 @@ enum {
 #define QGEN_DUE_STEP(key) ((int64_t)(key))
 #define QGEN_DUE(key, n) ((key) <= (double)(n))
 
-/* ------------------------------------------------------------------ per-trial scratch */
+/* ------------------------------------------------------------------ per-thread scratch */
 
 typedef struct { double key; int32_t proj; int32_t syn; real w; } qgen_event;
 typedef struct { double time; int32_t pop; int32_t neuron; } qgen_spike;
+typedef struct { qgen_spike *a; int64_t n, cap; } qgen_spikes;
 typedef struct {
     qgen_event *events;  /* the due events of one target neuron */
     int64_t n_events, cap_events;
-    qgen_spike *spikes;  /* the spikes of one step, pushed at its end */
-    int64_t n_spikes, cap_spikes;
+    qgen_spikes spikes;  /* the spikes this thread's neurons emitted in the step */
+    qgen_spikes pushed;  /* every spike of the step (all threads' and the inputs'), pushed at its end */
+    int64_t calendar;  /* the row of the fifo calendars this thread files into: the trial's, or the thread's */
+    int64_t fail_syn;  /* the synapse of a failed push */
 } qgen_scratch;
 
 
-static int add_spike(qgen_scratch *sc, double time, int32_t pop, int32_t neuron)
+static int reserve_spikes(qgen_spikes *list, int64_t need)
 {
-    if (sc->n_spikes == sc->cap_spikes) {
-        int64_t cap = sc->cap_spikes ? 2 * sc->cap_spikes : 256;
-        qgen_spike *grown = realloc(sc->spikes, (size_t)cap * sizeof *grown);
-        if (!grown) return QGEN_OUT_OF_MEMORY;
-        sc->spikes = grown;
-        sc->cap_spikes = cap;
-    }
-    sc->spikes[sc->n_spikes++] = (qgen_spike){time, pop, neuron};
+    if (need <= list->cap) return QGEN_OK;
+    int64_t cap = list->cap ? 2 * list->cap : 256;
+    while (cap < need) cap *= 2;
+    qgen_spike *grown = realloc(list->a, (size_t)cap * sizeof *grown);
+    if (!grown) return QGEN_OUT_OF_MEMORY;
+    list->a = grown;
+    list->cap = cap;
+    return QGEN_OK;
+}
+
+static int add_spike(qgen_spikes *list, double time, int32_t pop, int32_t neuron)
+{
+    if (reserve_spikes(list, list->n + 1)) return QGEN_OUT_OF_MEMORY;
+    list->a[list->n++] = (qgen_spike){time, pop, neuron};
     return QGEN_OK;
 }
 
@@ -219,17 +241,21 @@ static void prepare_iaf_psc_exp(const real *p, real *d)
 
 /* projection E->E: E -> E, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:19:5) */
 
-/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
-   slot of the delivery step in the target population's shared ring. */
-static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial), to the slot of the delivery step in the
+   target population's shared ring. */
+static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                          int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     (void)t;
+    (void)sc;
     (void)err;
     const int64_t R = s->R0, phase = n % R;  /* step n's slot */
     real *sums = s->pop0_E_ring_sum + b * R * 800;
     const int32_t *post = s->prj0_E__E_post, *delay = s->prj0_E__E_delay_steps;
     const real *weight = s->prj0_E__E_weight;
-    for (int64_t syn = first; syn < last; ++syn) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i;
         int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
         if (slot >= R) slot -= R;
         sums[slot * 800 + post[syn]] += weight[syn];
@@ -239,17 +265,21 @@ static int push_prj0_E__E(qgen_state *s, int64_t b, int64_t first, int64_t last,
 
 /* projection E->I: E -> I, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:20:5) */
 
-/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
-   slot of the delivery step in the target population's shared ring. */
-static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial), to the slot of the delivery step in the
+   target population's shared ring. */
+static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                          int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     (void)t;
+    (void)sc;
     (void)err;
     const int64_t R = s->R1, phase = n % R;  /* step n's slot */
     real *sums = s->pop1_I_ring_sum + b * R * 200;
     const int32_t *post = s->prj1_E__I_post, *delay = s->prj1_E__I_delay_steps;
     const real *weight = s->prj1_E__I_weight;
-    for (int64_t syn = first; syn < last; ++syn) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i;
         int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
         if (slot >= R) slot -= R;
         sums[slot * 200 + post[syn]] += weight[syn];
@@ -259,17 +289,21 @@ static int push_prj1_E__I(qgen_state *s, int64_t b, int64_t first, int64_t last,
 
 /* projection I->E: I -> E, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:21:5) */
 
-/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
-   slot of the delivery step in the target population's shared ring. */
-static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial), to the slot of the delivery step in the
+   target population's shared ring. */
+static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                          int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     (void)t;
+    (void)sc;
     (void)err;
     const int64_t R = s->R0, phase = n % R;  /* step n's slot */
     real *sums = s->pop0_E_ring_sum + b * R * 800;
     const int32_t *post = s->prj2_I__E_post, *delay = s->prj2_I__E_delay_steps;
     const real *weight = s->prj2_I__E_weight;
-    for (int64_t syn = first; syn < last; ++syn) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i;
         int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
         if (slot >= R) slot -= R;
         sums[slot * 800 + post[syn]] += weight[syn];
@@ -279,17 +313,21 @@ static int push_prj2_I__E(qgen_state *s, int64_t b, int64_t first, int64_t last,
 
 /* projection I->I: I -> I, fixed_indegree, queue ring(capacity = 16), summed per slot (brunel.snn:22:5) */
 
-/* A spike at time t (emitted in step n) adds its weight, through each of its synapses [first, last), to the
-   slot of the delivery step in the target population's shared ring. */
-static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) adds its weight, through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial), to the slot of the delivery step in the
+   target population's shared ring. */
+static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                          int64_t n, qgen_scratch *sc, qgen_error *err)
 {
     (void)t;
+    (void)sc;
     (void)err;
     const int64_t R = s->R1, phase = n % R;  /* step n's slot */
     real *sums = s->pop1_I_ring_sum + b * R * 200;
     const int32_t *post = s->prj3_I__I_post, *delay = s->prj3_I__I_delay_steps;
     const real *weight = s->prj3_I__I_weight;
-    for (int64_t syn = first; syn < last; ++syn) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i;
         int64_t slot = phase + delay[syn];  /* delays lie in [1, R): wrapped once, without a division per event */
         if (slot >= R) slot -= R;
         sums[slot * 200 + post[syn]] += weight[syn];
@@ -310,7 +348,7 @@ static int spike_pop0_E(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
         s->pop0_E_spike_times[at * s->C0 + s->pop0_E_spike_count[at]++] = t;
     else
         ++s->pop0_E_spike_overflow[at];
-    if (add_spike(sc, t, 0, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
+    if (add_spike(&sc->spikes, t, 0, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     iaf_psc_exp_reset(p, x);
     (void)err;
     s->pop0_E_refractory_steps[b * 800 + j] = (int32_t)d[24];
@@ -318,7 +356,8 @@ static int spike_pop0_E(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
 }
 
 /* Step n of population E in trial b (grid timing): propagate, add the step's summed events, threshold. */
-static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, int64_t lo, int64_t hi, qgen_scratch *sc,
+                         qgen_error *err)
 {
     const real *p = s->pop0_E_params, *d = s->pop0_E_derived;
     real *X = s->pop0_E_x + b * 800 * 2;
@@ -333,8 +372,8 @@ static int update_pop0_E(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
     }
     real *sums = s->pop0_E_ring_sum + (b * s->R0 + n % s->R0) * 800;  /* step n's slots of the shared ring of E->E, I->E */
     int32_t *steps = s->pop0_E_refractory_steps + b * 800;  /* > 0: clamped */
-    for (int64_t j0 = 0; j0 < 800; j0 += 64) {
-        const int64_t j1 = j0 + 64 < 800 ? j0 + 64 : 800;
+    for (int64_t j0 = lo; j0 < hi; j0 += 64) {
+        const int64_t j1 = j0 + 64 < hi ? j0 + 64 : hi;
         int32_t mark[64];  /* 1: spikes, 2: not finite (as wide as the steps, which keeps the loop vectorized well) */
         int marked = 0;
 #pragma omp simd reduction(| : marked)
@@ -389,7 +428,7 @@ static int spike_pop1_I(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
         s->pop1_I_spike_times[at * s->C1 + s->pop1_I_spike_count[at]++] = t;
     else
         ++s->pop1_I_spike_overflow[at];
-    if (add_spike(sc, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
+    if (add_spike(&sc->spikes, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     iaf_psc_exp_reset(p, x);
     (void)err;
     s->pop1_I_refractory_steps[b * 200 + j] = (int32_t)d[24];
@@ -397,7 +436,8 @@ static int spike_pop1_I(qgen_state *s, int64_t b, int64_t j, double t, real *x, 
 }
 
 /* Step n of population I in trial b (grid timing): propagate, add the step's summed events, threshold. */
-static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, int64_t lo, int64_t hi, qgen_scratch *sc,
+                         qgen_error *err)
 {
     const real *p = s->pop1_I_params, *d = s->pop1_I_derived;
     real *X = s->pop1_I_x + b * 200 * 2;
@@ -412,8 +452,8 @@ static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
     }
     real *sums = s->pop1_I_ring_sum + (b * s->R1 + n % s->R1) * 200;  /* step n's slots of the shared ring of E->I, I->I */
     int32_t *steps = s->pop1_I_refractory_steps + b * 200;  /* > 0: clamped */
-    for (int64_t j0 = 0; j0 < 200; j0 += 64) {
-        const int64_t j1 = j0 + 64 < 200 ? j0 + 64 : 200;
+    for (int64_t j0 = lo; j0 < hi; j0 += 64) {
+        const int64_t j1 = j0 + 64 < hi ? j0 + 64 : hi;
         int32_t mark[64];  /* 1: spikes, 2: not finite (as wide as the steps, which keeps the loop vectorized well) */
         int marked = 0;
 #pragma omp simd reduction(| : marked)
@@ -457,50 +497,189 @@ static int update_pop1_I(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, 
     return QGEN_OK;
 }
 
+/* ------------------------------------------------------------------ threads that share a trial */
+
+/* A failure of one thread: what went wrong and where, in the order a single thread meets failures
+   (updates: population, neuron; pushes: spike, projection, synapse). */
+typedef struct { int rc; qgen_error err; int64_t at[3]; } qgen_failure;
+
+/* The threads that run one trial together (T = 1: a trial of its own). Thread t updates its share of
+   every population's neurons and pushes only into the targets of its share, so every queue is written
+   by one thread, in the order of a single-threaded run: results are identical for any T. */
+typedef struct {
+    int t, T;
+    qgen_scratch *scratch;  /* [T] */
+    qgen_failure *failures;  /* [T] */
+    int *failed;  /* [2][T]: thread u failed in the updates (0) or the pushes (1) of the current step */
+} qgen_team;
+
+/* Thread t's share of n neurons: whole blocks of 64 in a large population (the block updates stay
+   aligned), single neurons in a small one. */
+static inline void share(int64_t n, int t, int T, int64_t *lo, int64_t *hi)
+{
+    const int64_t grain = n >= 256 * T ? 64 : 1, per = ((n + grain - 1) / grain + T - 1) / T * grain;
+    *lo = t * per < n ? t * per : n;
+    *hi = (t + 1) * per < n ? (t + 1) * per : n;
+}
+
+static inline void team_barrier(const qgen_team *team)
+{
+    if (team->T > 1) {
+#pragma omp barrier
+    }
+}
+
+static void fail(const qgen_team *team, int phase, int rc, const qgen_error *err, int64_t a0, int64_t a1, int64_t a2)
+{
+    team->failures[team->t] = (qgen_failure){rc, *err, {a0, a1, a2}};
+    team->failed[phase * team->T + team->t] = 1;
+}
+
+/* After the barrier that ends a phase: its earliest failure (NULL: none). The flags of a phase are
+   written only during it, and read only between its barrier and the next phase's. */
+static const qgen_failure *first_failure(const qgen_team *team, int phase)
+{
+    const qgen_failure *first = NULL;
+    for (int u = 0; u < team->T; ++u) {
+        if (!team->failed[phase * team->T + u]) continue;
+        const qgen_failure *f = &team->failures[u];
+        int earlier = !first;
+        for (int i = 0; i < 3 && !earlier && f->at[i] <= first->at[i]; ++i) earlier = f->at[i] < first->at[i];
+        if (earlier) first = f;
+    }
+    return first;
+}
+
 /* ------------------------------------------------------------------ spikes to queues */
 
-/* Push the spikes of step n (neurons and inputs) in (time, population, neuron) order. */
-static int push_spikes(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+/* Push the spikes of step n (every thread's and the inputs due; cursor: each input population's next
+   spike) in (time, population, neuron) order, through the synapses into this thread's targets. */
+static int push_spikes(qgen_state *s, int64_t b, int64_t n, const qgen_team *team, int64_t *cursor, qgen_error *err,
+                       int64_t *at)
 {
-    if (sc->n_spikes > 1) qsort(sc->spikes, (size_t)sc->n_spikes, sizeof *sc->spikes, compare_spikes);
+    qgen_scratch *sc = &team->scratch[team->t];
+    qgen_spikes *out = &sc->pushed;
+    (void)cursor;  /* no inputs */
+    out->n = 0;
+    for (int u = 0; u < team->T; ++u) {
+        const qgen_spikes *mine = &team->scratch[u].spikes;
+        if (reserve_spikes(out, out->n + mine->n)) return QGEN_OUT_OF_MEMORY;
+        if (mine->n) memcpy(out->a + out->n, mine->a, (size_t)mine->n * sizeof *out->a);
+        out->n += mine->n;
+    }
+    if (out->n > 1) qsort(out->a, (size_t)out->n, sizeof *out->a, compare_spikes);
     int rc;
-    for (int64_t k = 0; k < sc->n_spikes; ++k) {
-        const qgen_spike sp = sc->spikes[k];
+    for (int64_t k = 0; k < out->n; ++k) {
+        const qgen_spike sp = out->a[k];
         switch (sp.pop) {
         case 0:
-            if ((rc = push_prj0_E__E(s, b, s->prj0_E__E_out_start[sp.neuron], s->prj0_E__E_out_start[sp.neuron + 1], sp.time, n, err)))
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj0_E__E_part_start + team->t * 801 + sp.neuron;
+                rc = push_prj0_E__E(s, b, start[0], start[1], s->prj0_E__E_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj0_E__E(s, b, s->prj0_E__E_out_start[sp.neuron], s->prj0_E__E_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 0;
+                at[2] = sc->fail_syn;
                 return rc;
-            if ((rc = push_prj1_E__I(s, b, s->prj1_E__I_out_start[sp.neuron], s->prj1_E__I_out_start[sp.neuron + 1], sp.time, n, err)))
+            }
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj1_E__I_part_start + team->t * 801 + sp.neuron;
+                rc = push_prj1_E__I(s, b, start[0], start[1], s->prj1_E__I_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj1_E__I(s, b, s->prj1_E__I_out_start[sp.neuron], s->prj1_E__I_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 1;
+                at[2] = sc->fail_syn;
                 return rc;
+            }
             break;
         case 1:
-            if ((rc = push_prj2_I__E(s, b, s->prj2_I__E_out_start[sp.neuron], s->prj2_I__E_out_start[sp.neuron + 1], sp.time, n, err)))
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj2_I__E_part_start + team->t * 201 + sp.neuron;
+                rc = push_prj2_I__E(s, b, start[0], start[1], s->prj2_I__E_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj2_I__E(s, b, s->prj2_I__E_out_start[sp.neuron], s->prj2_I__E_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 2;
+                at[2] = sc->fail_syn;
                 return rc;
-            if ((rc = push_prj3_I__I(s, b, s->prj3_I__I_out_start[sp.neuron], s->prj3_I__I_out_start[sp.neuron + 1], sp.time, n, err)))
+            }
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj3_I__I_part_start + team->t * 201 + sp.neuron;
+                rc = push_prj3_I__I(s, b, start[0], start[1], s->prj3_I__I_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj3_I__I(s, b, s->prj3_I__I_out_start[sp.neuron], s->prj3_I__I_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 3;
+                at[2] = sc->fail_syn;
                 return rc;
+            }
             break;
         default:
             break;
         }
     }
-    sc->n_spikes = 0;
     return QGEN_OK;
 }
 
 /* ------------------------------------------------------------------ the run */
 
-static int run_trial(qgen_state *s, int64_t b, int64_t steps, qgen_scratch *sc, qgen_error *err)
+/* Trial b for `steps` steps, by one thread of `team`: its neurons' updates, a barrier, its targets'
+   pushes, a barrier, each step. */
+static int run_trial(qgen_state *s, int64_t b, int64_t steps, const qgen_team *team, qgen_error *err)
 {
+    qgen_scratch *sc = &team->scratch[team->t];
+    sc->calendar = team->T > 1 ? team->t : b;
+    int64_t lo[2], hi[2], cursor[2];
+    share(800, team->t, team->T, &lo[0], &hi[0]);
+    cursor[0] = 0;
+    share(200, team->t, team->T, &lo[1], &hi[1]);
+    cursor[1] = 0;
+    const qgen_failure *failure = NULL;
+    qgen_error e = {QGEN_OK, -1, -1, -1, 0.0};
+    int64_t at[3] = {0, 0, 0};
     int rc;
-    if (s->step == 0 && (rc = push_spikes(s, b, -1, sc, err)))  /* grid inputs at t = 0 */
-        return rc;
-    for (int64_t k = 0; k < steps; ++k) {
-        const int64_t n = s->step + k;
-        if ((rc = update_pop0_E(s, b, n, sc, err))) return rc;
-        if ((rc = update_pop1_I(s, b, n, sc, err))) return rc;
-        if ((rc = push_spikes(s, b, n, sc, err))) return rc;
+    if (s->step == 0) {  /* grid inputs at t = 0 */
+        if ((rc = push_spikes(s, b, -1, team, cursor, &e, at))) fail(team, 1, rc, &e, at[0], at[1], at[2]);
+        team_barrier(team);
+        failure = first_failure(team, 1);
     }
-    return QGEN_OK;
+    for (int64_t k = 0; k < steps && !failure; ++k) {
+        const int64_t n = s->step + k;
+        if ((rc = update_pop0_E(s, b, n, lo[0], hi[0], sc, &e))) {
+            fail(team, 0, rc, &e, 0, e.neuron, 0);
+            goto updated;
+        }
+        if ((rc = update_pop1_I(s, b, n, lo[1], hi[1], sc, &e))) {
+            fail(team, 0, rc, &e, 1, e.neuron, 0);
+            goto updated;
+        }
+    updated:
+        team_barrier(team);
+        if ((failure = first_failure(team, 0))) break;
+        if ((rc = push_spikes(s, b, n, team, cursor, &e, at))) fail(team, 1, rc, &e, at[0], at[1], at[2]);
+        team_barrier(team);
+        sc->spikes.n = 0;
+        failure = first_failure(team, 1);
+    }
+    if (team->t == 0) {
+    }
+    if (!failure) return QGEN_OK;
+    *err = failure->err;
+    return failure->rc;
 }
 
 /* Compute what depends on the parameters; call after changing parameters or delays.
@@ -530,19 +709,200 @@ static int qgen_prepare(qgen_state *s)
     return QGEN_OK;
 }
 
-/* Advance every trial by `steps` steps; errors[b] says what stopped trial b. */
+/* Where s->threads threads share one trial: the synapses of each projection grouped by the thread that
+   owns their target, then by pre, in synapse order (part_start: per thread and presynaptic neuron).
+   Call after binding the connectivity. */
+static int qgen_partition(qgen_state *s)
+{
+    const int T = s->threads;
+    {  /* E->E */
+        int64_t *start = s->prj0_E__E_part_start;
+        memset(start, 0, (size_t)T * 801 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(800, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 800; ++j) {
+                start[u * 801 + j] = count;
+                for (int64_t syn = s->prj0_E__E_out_start[j]; syn < s->prj0_E__E_out_start[j + 1]; ++syn)
+                    count += s->prj0_E__E_post[syn] >= lo && s->prj0_E__E_post[syn] < hi;
+            }
+            start[u * 801 + 800] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(800, u, T, &lo, &hi);
+            int64_t *row = start + u * 801;
+            const int64_t count = row[800];
+            for (int64_t j = 0; j <= 800; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 800; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj0_E__E_out_start[j]; syn < s->prj0_E__E_out_start[j + 1]; ++syn)
+                    if (s->prj0_E__E_post[syn] >= lo && s->prj0_E__E_post[syn] < hi) s->prj0_E__E_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    {  /* E->I */
+        int64_t *start = s->prj1_E__I_part_start;
+        memset(start, 0, (size_t)T * 801 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(200, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 800; ++j) {
+                start[u * 801 + j] = count;
+                for (int64_t syn = s->prj1_E__I_out_start[j]; syn < s->prj1_E__I_out_start[j + 1]; ++syn)
+                    count += s->prj1_E__I_post[syn] >= lo && s->prj1_E__I_post[syn] < hi;
+            }
+            start[u * 801 + 800] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(200, u, T, &lo, &hi);
+            int64_t *row = start + u * 801;
+            const int64_t count = row[800];
+            for (int64_t j = 0; j <= 800; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 800; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj1_E__I_out_start[j]; syn < s->prj1_E__I_out_start[j + 1]; ++syn)
+                    if (s->prj1_E__I_post[syn] >= lo && s->prj1_E__I_post[syn] < hi) s->prj1_E__I_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    {  /* I->E */
+        int64_t *start = s->prj2_I__E_part_start;
+        memset(start, 0, (size_t)T * 201 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(800, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 200; ++j) {
+                start[u * 201 + j] = count;
+                for (int64_t syn = s->prj2_I__E_out_start[j]; syn < s->prj2_I__E_out_start[j + 1]; ++syn)
+                    count += s->prj2_I__E_post[syn] >= lo && s->prj2_I__E_post[syn] < hi;
+            }
+            start[u * 201 + 200] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(800, u, T, &lo, &hi);
+            int64_t *row = start + u * 201;
+            const int64_t count = row[200];
+            for (int64_t j = 0; j <= 200; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 200; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj2_I__E_out_start[j]; syn < s->prj2_I__E_out_start[j + 1]; ++syn)
+                    if (s->prj2_I__E_post[syn] >= lo && s->prj2_I__E_post[syn] < hi) s->prj2_I__E_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    {  /* I->I */
+        int64_t *start = s->prj3_I__I_part_start;
+        memset(start, 0, (size_t)T * 201 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(200, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 200; ++j) {
+                start[u * 201 + j] = count;
+                for (int64_t syn = s->prj3_I__I_out_start[j]; syn < s->prj3_I__I_out_start[j + 1]; ++syn)
+                    count += s->prj3_I__I_post[syn] >= lo && s->prj3_I__I_post[syn] < hi;
+            }
+            start[u * 201 + 200] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(200, u, T, &lo, &hi);
+            int64_t *row = start + u * 201;
+            const int64_t count = row[200];
+            for (int64_t j = 0; j <= 200; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 200; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj3_I__I_out_start[j]; syn < s->prj3_I__I_out_start[j + 1]; ++syn)
+                    if (s->prj3_I__I_post[syn] >= lo && s->prj3_I__I_post[syn] < hi) s->prj3_I__I_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    return QGEN_OK;
+}
+
+/* The threads of a run: OpenMP's default unless the simulation asked for a number. */
+static int qgen_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static void free_scratch(qgen_scratch *sc)
+{
+    free(sc->events);
+    free(sc->spikes.a);
+    free(sc->pushed.a);
+}
+
+/* One trial shared by s->threads threads. */
+static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
+{
+    const int T = s->threads;
+    qgen_scratch *scratch = calloc((size_t)T, sizeof *scratch);
+    qgen_failure *failures = calloc((size_t)T, sizeof *failures);
+    int *failed = calloc(2 * (size_t)T, sizeof *failed);
+    int status = QGEN_OUT_OF_MEMORY;
+    *err = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
+    if (scratch && failures && failed) {
+#pragma omp parallel num_threads(T)
+        {
+#ifdef _OPENMP
+            const qgen_team team = {omp_get_thread_num(), omp_get_num_threads(), scratch, failures, failed};
+#else
+            const qgen_team team = {0, 1, scratch, failures, failed};
+#endif
+            if (team.T != T) {  /* the synapses and calendars are partitioned for T threads */
+                if (team.t == 0) {
+                    status = QGEN_TOO_FEW_THREADS;
+                    *err = (qgen_error){QGEN_TOO_FEW_THREADS, -1, -1, team.T, 0.0};
+                }
+            } else {
+                const int rc = run_trial(s, 0, steps, &team, err);  /* every thread returns the same failure */
+                if (team.t == 0) status = rc;
+            }
+        }
+        if (status && !err->code) err->code = status;
+        for (int u = 0; u < T; ++u) free_scratch(&scratch[u]);
+    }
+    free(scratch);
+    free(failures);
+    free(failed);
+    return status;
+}
+
+/* Advance every trial by `steps` steps; errors[b] says what stopped trial b. One trial and several
+   threads: the threads share it; otherwise each trial runs on one thread. */
 static int qgen_run(qgen_state *s, int64_t steps, qgen_error *errors)
 {
     int status = QGEN_OK;
-#pragma omp parallel for schedule(dynamic, 1) if (s->B > 1) reduction(max : status)
-    for (int64_t b = 0; b < s->B; ++b) {
-        qgen_scratch sc = {0};
-        errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
-        const int rc = run_trial(s, b, steps, &sc, &errors[b]);
-        if (rc && !errors[b].code) errors[b].code = rc;
-        free(sc.events);
-        free(sc.spikes);
-        if (rc > status) status = rc;
+    if (s->B == 1 && s->threads > 1) {
+        status = run_shared(s, steps, &errors[0]);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (s->B > 1) reduction(max : status)
+        for (int64_t b = 0; b < s->B; ++b) {
+            qgen_scratch sc = {0};
+            qgen_failure failure;
+            int failed[2] = {0, 0};
+            const qgen_team team = {0, 1, &sc, &failure, failed};
+            errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
+            const int rc = run_trial(s, b, steps, &team, &errors[b]);
+            if (rc && !errors[b].code) errors[b].code = rc;
+            free_scratch(&sc);
+            if (rc > status) status = rc;
+        }
     }
     if (status == QGEN_OK) s->step += steps;
     return status;

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef double real;
 
@@ -20,6 +23,7 @@ typedef struct {
     int64_t step;
     int64_t trace_start;
     int32_t strict;
+    int32_t threads;
     int64_t C1;
     int64_t S0;
     int64_t S1;
@@ -53,6 +57,8 @@ typedef struct {
     real *prj0_inp__hid_weight;  /* [S0] weights */
     double *prj0_inp__hid_delay;  /* [S0] delays (ms) */
     int64_t *prj0_inp__hid_drops;  /* [B] events dropped by a full queue, per trial */
+    int32_t *prj0_inp__hid_part_syn;  /* [S0] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj0_inp__hid_part_start;  /* [threads][6] first of part_syn per thread and presynaptic neuron */
     double *prj0_inp__hid_heap_key;  /* [B][120][16] event keys per target */
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
@@ -63,6 +69,8 @@ typedef struct {
     real *prj1_hid__out_weight;  /* [S1] weights */
     double *prj1_hid__out_delay;  /* [S1] delays (ms) */
     int64_t *prj1_hid__out_drops;  /* [B] events dropped by a full queue, per trial */
+    int32_t *prj1_hid__out_part_syn;  /* [S1] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
+    int64_t *prj1_hid__out_part_start;  /* [threads][121] first of part_syn per thread and presynaptic neuron */
     int32_t *prj1_hid__out_in_syn;  /* [S1] synapses ordered by (post, synapse) */
     int64_t *prj1_hid__out_in_start;  /* [4] first incoming synapse of each target */
     int32_t *prj1_hid__out_in_pos;  /* [S1] each synapse's line: its place in in_syn (qgen_prepare) */
@@ -71,7 +79,7 @@ typedef struct {
     int32_t *prj1_hid__out_fifo_size;  /* [B][S1] events in flight */
     int64_t *prj1_hid__out_fifo_due;  /* [B][S1] step the oldest event is due */
     int32_t *prj1_hid__out_fifo_link;  /* [B][S1] next line + 1 in the same calendar bucket or due list (0: the last) */
-    int32_t *prj1_hid__out_calendar;  /* [B][1024] first line + 1 filed under each step modulo the buckets (0: none) */
+    int32_t *prj1_hid__out_calendar;  /* [CAL][1024] first line + 1 filed under each step modulo the buckets (0: none), per trial or per thread sharing one trial */
     int32_t *prj1_hid__out_due_lines;  /* [B][3] first line + 1 of each target's list of lines due in this step (0: none) */
     double *pop1_hid_tape_time;  /* [B][120][H1] spike times (gradient tape) */
     int64_t *pop1_hid_tape_step;  /* [B][120][H1] step of each spike */
@@ -119,7 +127,8 @@ enum {
     QGEN_QUEUE_OVERFLOW = 1,
     QGEN_NON_FINITE = 2,
     QGEN_RESET_ABOVE_THRESHOLD = 3,
-    QGEN_OUT_OF_MEMORY = 4
+    QGEN_OUT_OF_MEMORY = 4,
+    QGEN_TOO_FEW_THREADS = 5
 };
 
 #define QGEN_DT 0.1  /* ms (yinyang.snn:7:1) */
@@ -129,15 +138,18 @@ enum {
 #define QGEN_DUE_STEP(key) ((int64_t)floor((key) / QGEN_DT))
 #define QGEN_DUE(key, n) (QGEN_DUE_STEP(key) <= (n))
 
-/* ------------------------------------------------------------------ per-trial scratch */
+/* ------------------------------------------------------------------ per-thread scratch */
 
 typedef struct { double key; int32_t proj; int32_t syn; real w; } qgen_event;
 typedef struct { double time; int32_t pop; int32_t neuron; } qgen_spike;
+typedef struct { qgen_spike *a; int64_t n, cap; } qgen_spikes;
 typedef struct {
     qgen_event *events;  /* the due events of one target neuron */
     int64_t n_events, cap_events;
-    qgen_spike *spikes;  /* the spikes of one step, pushed at its end */
-    int64_t n_spikes, cap_spikes;
+    qgen_spikes spikes;  /* the spikes this thread's neurons emitted in the step */
+    qgen_spikes pushed;  /* every spike of the step (all threads' and the inputs'), pushed at its end */
+    int64_t calendar;  /* the row of the fifo calendars this thread files into: the trial's, or the thread's */
+    int64_t fail_syn;  /* the synapse of a failed push */
     int64_t step;  /* the step being run, and the event that triggered a spike (-1: a threshold crossing), */
     int64_t cause;  /* for the gradient tape */
 } qgen_scratch;
@@ -155,16 +167,22 @@ static int add_event(qgen_scratch *sc, double key, int32_t proj, int32_t syn, re
     return QGEN_OK;
 }
 
-static int add_spike(qgen_scratch *sc, double time, int32_t pop, int32_t neuron)
+static int reserve_spikes(qgen_spikes *list, int64_t need)
 {
-    if (sc->n_spikes == sc->cap_spikes) {
-        int64_t cap = sc->cap_spikes ? 2 * sc->cap_spikes : 256;
-        qgen_spike *grown = realloc(sc->spikes, (size_t)cap * sizeof *grown);
-        if (!grown) return QGEN_OUT_OF_MEMORY;
-        sc->spikes = grown;
-        sc->cap_spikes = cap;
-    }
-    sc->spikes[sc->n_spikes++] = (qgen_spike){time, pop, neuron};
+    if (need <= list->cap) return QGEN_OK;
+    int64_t cap = list->cap ? 2 * list->cap : 256;
+    while (cap < need) cap *= 2;
+    qgen_spike *grown = realloc(list->a, (size_t)cap * sizeof *grown);
+    if (!grown) return QGEN_OUT_OF_MEMORY;
+    list->a = grown;
+    list->cap = cap;
+    return QGEN_OK;
+}
+
+static int add_spike(qgen_spikes *list, double time, int32_t pop, int32_t neuron)
+{
+    if (reserve_spikes(list, list->n + 1)) return QGEN_OUT_OF_MEMORY;
+    list->a[list->n++] = (qgen_spike){time, pop, neuron};
     return QGEN_OK;
 }
 
@@ -530,11 +548,13 @@ static void prepare_LI(const real *p, real *d)
 
 static int drop_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target, int64_t syn, double key, qgen_error *err)
 {
-    if (s->grad && s->prj0_inp__hid_drops[b] < s->L0) {  /* the drop log of the gradient tape */
-        s->prj0_inp__hid_drop_syn[b * s->L0 + s->prj0_inp__hid_drops[b]] = (int32_t)syn;
-        s->prj0_inp__hid_drop_key[b * s->L0 + s->prj0_inp__hid_drops[b]] = key;
+    int64_t drops;  /* atomic: threads that share a trial push into it at once */
+#pragma omp atomic capture
+    drops = s->prj0_inp__hid_drops[b]++;
+    if (s->grad && drops < s->L0) {  /* the drop log of the gradient tape (in any order: the backward sorts it) */
+        s->prj0_inp__hid_drop_syn[b * s->L0 + drops] = (int32_t)syn;
+        s->prj0_inp__hid_drop_key[b * s->L0 + drops] = key;
     }
-    s->prj0_inp__hid_drops[b] += 1;
     if (!s->strict) return QGEN_OK;
     *err = (qgen_error){QGEN_QUEUE_OVERFLOW, 1, 0, target,
                         key};
@@ -546,10 +566,9 @@ static inline int earlier_prj0_inp__hid(double k1, int32_t s1, double k2, int32_
     return k1 < k2 || (k1 == k2 && s1 < s2);
 }
 
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static inline int enqueue_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) sends an event through synapse syn to target. */
+static inline int enqueue_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, int64_t target, double t, int64_t n, qgen_error *err)
 {
-    const int64_t target = s->prj0_inp__hid_post[syn];
     const double key = t + s->prj0_inp__hid_delay[syn];
     (void)n;
     const int64_t base = (b * 120 + target) * 16;
@@ -571,12 +590,19 @@ static inline int enqueue_prj0_inp__hid(qgen_state *s, int64_t b, int64_t syn, d
     return QGEN_OK;
 }
 
-/* A spike at time t (emitted in step n) sends an event through each of its synapses [first, last). */
-static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) sends an event through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial); on failure sc->fail_syn is the synapse. */
+static int push_prj0_inp__hid(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                              int64_t n, qgen_scratch *sc, qgen_error *err)
 {
-    for (int64_t syn = first; syn < last; ++syn) {
-        const int rc = enqueue_prj0_inp__hid(s, b, syn, t, n, err);
-        if (rc) return rc;
+    const int32_t *post = s->prj0_inp__hid_post;
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i, target = post[syn];
+        const int rc = enqueue_prj0_inp__hid(s, b, syn, target, t, n, err);
+        if (rc) {
+            sc->fail_syn = syn;
+            return rc;
+        }
     }
     return QGEN_OK;
 }
@@ -617,32 +643,34 @@ static inline int gather_prj0_inp__hid(qgen_state *s, int64_t b, int64_t target,
 
 static int drop_prj1_hid__out(qgen_state *s, int64_t b, int64_t target, int64_t syn, double key, qgen_error *err)
 {
-    if (s->grad && s->prj1_hid__out_drops[b] < s->L1) {  /* the drop log of the gradient tape */
-        s->prj1_hid__out_drop_syn[b * s->L1 + s->prj1_hid__out_drops[b]] = (int32_t)syn;
-        s->prj1_hid__out_drop_key[b * s->L1 + s->prj1_hid__out_drops[b]] = key;
+    int64_t drops;  /* atomic: threads that share a trial push into it at once */
+#pragma omp atomic capture
+    drops = s->prj1_hid__out_drops[b]++;
+    if (s->grad && drops < s->L1) {  /* the drop log of the gradient tape (in any order: the backward sorts it) */
+        s->prj1_hid__out_drop_syn[b * s->L1 + drops] = (int32_t)syn;
+        s->prj1_hid__out_drop_key[b * s->L1 + drops] = key;
     }
-    s->prj1_hid__out_drops[b] += 1;
     if (!s->strict) return QGEN_OK;
     *err = (qgen_error){QGEN_QUEUE_OVERFLOW, 2, 1, target,
                         key};
     return QGEN_QUEUE_OVERFLOW;
 }
 
-/* File line pos of trial b under step `step` of the calendar. */
-static inline void file_prj1_hid__out(qgen_state *s, int64_t b, int32_t pos, int64_t step)
+/* File line pos of trial b under step `step` of calendar cal (the trial's, or the thread's that owns the line's target). */
+static inline void file_prj1_hid__out(qgen_state *s, int64_t b, int64_t cal, int32_t pos, int64_t step)
 {
-    int32_t *bucket = &s->prj1_hid__out_calendar[b * QGEN_BUCKETS + (step & (QGEN_BUCKETS - 1))];
+    int32_t *bucket = &s->prj1_hid__out_calendar[cal * QGEN_BUCKETS + (step & (QGEN_BUCKETS - 1))];
     s->prj1_hid__out_fifo_link[b * s->S1 + pos] = *bucket;
     *bucket = pos + 1;
 }
 
 /* At the start of step n: move the lines due by then from step n's bucket to their targets' due lists
    (lines due a lap of the calendar later stay). */
-static inline void collect_prj1_hid__out(qgen_state *s, int64_t b, int64_t n)
+static inline void collect_prj1_hid__out(qgen_state *s, int64_t b, int64_t cal, int64_t n)
 {
     const int64_t *due = s->prj1_hid__out_fifo_due + b * s->S1;
     int32_t *link = s->prj1_hid__out_fifo_link + b * s->S1;
-    int32_t *at = &s->prj1_hid__out_calendar[b * QGEN_BUCKETS + (n & (QGEN_BUCKETS - 1))];
+    int32_t *at = &s->prj1_hid__out_calendar[cal * QGEN_BUCKETS + (n & (QGEN_BUCKETS - 1))];
     while (*at) {
         const int32_t pos = *at - 1;
         if (due[pos] > n) {
@@ -656,10 +684,9 @@ static inline void collect_prj1_hid__out(qgen_state *s, int64_t b, int64_t n)
     }
 }
 
-/* A spike at time t (emitted in step n) sends an event through synapse syn. */
-static inline int enqueue_prj1_hid__out(qgen_state *s, int64_t b, int64_t syn, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) sends an event through synapse syn to target; cal: the calendar of the target's lines. */
+static inline int enqueue_prj1_hid__out(qgen_state *s, int64_t b, int64_t syn, int64_t target, double t, int64_t n, int64_t cal, qgen_error *err)
 {
-    const int64_t target = s->prj1_hid__out_post[syn];
     const double key = t + s->prj1_hid__out_delay[syn];
     (void)n;
     const int32_t pos = s->prj1_hid__out_in_pos[syn];  /* the synapse's line */
@@ -669,19 +696,26 @@ static inline int enqueue_prj1_hid__out(qgen_state *s, int64_t b, int64_t syn, d
     if (*size == 0) {  /* the line's new oldest event: file the line under its due step (the next step at the earliest) */
         const int64_t due = QGEN_DUE_STEP(key);
         s->prj1_hid__out_fifo_due[line] = due;
-        file_prj1_hid__out(s, b, pos, due > n ? due : n + 1);
+        file_prj1_hid__out(s, b, cal, pos, due > n ? due : n + 1);
     }
     s->prj1_hid__out_fifo_key[line * 4 + (s->prj1_hid__out_fifo_head[line] + *size) % 4] = key;
     ++*size;
     return QGEN_OK;
 }
 
-/* A spike at time t (emitted in step n) sends an event through each of its synapses [first, last). */
-static int push_prj1_hid__out(qgen_state *s, int64_t b, int64_t first, int64_t last, double t, int64_t n, qgen_error *err)
+/* A spike at time t (emitted in step n) sends an event through each of its synapses (those in [first,
+   last), or list[first..last) where threads share the trial); on failure sc->fail_syn is the synapse. */
+static int push_prj1_hid__out(qgen_state *s, int64_t b, int64_t first, int64_t last, const int32_t *list, double t,
+                              int64_t n, qgen_scratch *sc, qgen_error *err)
 {
-    for (int64_t syn = first; syn < last; ++syn) {
-        const int rc = enqueue_prj1_hid__out(s, b, syn, t, n, err);
-        if (rc) return rc;
+    const int32_t *post = s->prj1_hid__out_post;
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t syn = list ? list[i] : i, target = post[syn];
+        const int rc = enqueue_prj1_hid__out(s, b, syn, target, t, n, sc->calendar, err);
+        if (rc) {
+            sc->fail_syn = syn;
+            return rc;
+        }
     }
     return QGEN_OK;
 }
@@ -707,7 +741,7 @@ static inline int gather_prj1_hid__out(qgen_state *s, int64_t b, int64_t target,
         }
         if (*size > 0) {  /* due later: file the line again */
             due[pos] = next;
-            file_prj1_hid__out(s, b, pos, next);
+            file_prj1_hid__out(s, b, sc->calendar, pos, next);
         }
     }
     *list = 0;
@@ -744,14 +778,16 @@ static inline void tape_end_pop1_hid(qgen_state *s, int64_t b, int64_t j, const 
     memcpy(s->pop1_hid_tape_end + (at * s->H1 + count - 1) * 2, x, 2 * sizeof *x);
 }
 
-/* The state of every population at the start of step c·ckpt_every. */
-static void checkpoint(qgen_state *s, int64_t b, int64_t c)
+/* The state of every population at the start of step c·ckpt_every: neurons [lo[i], hi[i]) of population i. */
+static void checkpoint(qgen_state *s, int64_t b, int64_t c, const int64_t *lo, const int64_t *hi)
 {
     if (c >= s->NK) return;
-    memcpy(s->pop1_hid_ckpt_x + (b * s->NK + c) * 240,
-           s->pop1_hid_x + b * 240, 240 * sizeof(real));
-    memcpy(s->pop2_out_ckpt_x + (b * s->NK + c) * 6,
-           s->pop2_out_x + b * 6, 6 * sizeof(real));
+    memcpy(s->pop1_hid_ckpt_x + (b * s->NK + c) * 240 + lo[1] * 2,
+           s->pop1_hid_x + b * 240 + lo[1] * 2,
+           (size_t)(hi[1] - lo[1]) * 2 * sizeof(real));
+    memcpy(s->pop2_out_ckpt_x + (b * s->NK + c) * 6 + lo[2] * 2,
+           s->pop2_out_x + b * 6 + lo[2] * 2,
+           (size_t)(hi[2] - lo[2]) * 2 * sizeof(real));
 }
 
 /* ------------------------------------------------------------------ populations */
@@ -768,7 +804,7 @@ static int spike_pop1_hid(qgen_state *s, int64_t b, int64_t j, double t, real *x
     else
         ++s->pop1_hid_spike_overflow[at];
     tape_spike_pop1_hid(s, b, j, t, x, sc);  /* the gradient tape (templates/c/adjoint.c.j2) */
-    if (add_spike(sc, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
+    if (add_spike(&sc->spikes, t, 1, (int32_t)j)) return QGEN_OUT_OF_MEMORY;
     LIF_reset(p, x);
     if (d[23] > 0) {
         s->pop1_hid_refractory_until[b * 120 + j] = t + d[23];
@@ -830,12 +866,13 @@ static int advance_pop1_hid(qgen_state *s, int64_t b, int64_t j, real *x, const 
 }
 
 /* Step n of population hid in trial b (exact timing). */
-static int update_pop1_hid(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+static int update_pop1_hid(qgen_state *s, int64_t b, int64_t n, int64_t lo, int64_t hi, qgen_scratch *sc,
+                           qgen_error *err)
 {
     const real *p = s->pop1_hid_params, *d = s->pop1_hid_derived;
     real *X = s->pop1_hid_x + b * 120 * 2;
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
-    for (int64_t j = 0; j < 120; ++j) {
+    for (int64_t j = lo; j < hi; ++j) {
         real *x = X + j * 2;
         sc->n_events = 0;
         if (gather_prj0_inp__hid(s, b, j, n, sc)) return QGEN_OUT_OF_MEMORY;
@@ -890,13 +927,14 @@ static int advance_pop2_out(qgen_state *s, int64_t b, int64_t j, real *x, const 
 }
 
 /* Step n of population out in trial b (exact timing). */
-static int update_pop2_out(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+static int update_pop2_out(qgen_state *s, int64_t b, int64_t n, int64_t lo, int64_t hi, qgen_scratch *sc,
+                           qgen_error *err)
 {
     const real *p = s->pop2_out_params, *d = s->pop2_out_derived;
     real *X = s->pop2_out_x + b * 3 * 2;
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
-    collect_prj1_hid__out(s, b, n);  /* the lines of hid->out due in this step */
-    for (int64_t j = 0; j < 3; ++j) {
+    collect_prj1_hid__out(s, b, sc->calendar, n);  /* the lines of hid->out due in this step */
+    for (int64_t j = lo; j < hi; ++j) {
         real *x = X + j * 2;
         sc->n_events = 0;
         if (gather_prj1_hid__out(s, b, j, n, sc)) return QGEN_OUT_OF_MEMORY;
@@ -919,65 +957,184 @@ static int update_pop2_out(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc
     return QGEN_OK;
 }
 
+/* ------------------------------------------------------------------ threads that share a trial */
+
+/* A failure of one thread: what went wrong and where, in the order a single thread meets failures
+   (updates: population, neuron; pushes: spike, projection, synapse). */
+typedef struct { int rc; qgen_error err; int64_t at[3]; } qgen_failure;
+
+/* The threads that run one trial together (T = 1: a trial of its own). Thread t updates its share of
+   every population's neurons and pushes only into the targets of its share, so every queue is written
+   by one thread, in the order of a single-threaded run: results are identical for any T. */
+typedef struct {
+    int t, T;
+    qgen_scratch *scratch;  /* [T] */
+    qgen_failure *failures;  /* [T] */
+    int *failed;  /* [2][T]: thread u failed in the updates (0) or the pushes (1) of the current step */
+} qgen_team;
+
+/* Thread t's share of n neurons: whole blocks of 64 in a large population (the block updates stay
+   aligned), single neurons in a small one. */
+static inline void share(int64_t n, int t, int T, int64_t *lo, int64_t *hi)
+{
+    const int64_t grain = n >= 256 * T ? 64 : 1, per = ((n + grain - 1) / grain + T - 1) / T * grain;
+    *lo = t * per < n ? t * per : n;
+    *hi = (t + 1) * per < n ? (t + 1) * per : n;
+}
+
+static inline void team_barrier(const qgen_team *team)
+{
+    if (team->T > 1) {
+#pragma omp barrier
+    }
+}
+
+static void fail(const qgen_team *team, int phase, int rc, const qgen_error *err, int64_t a0, int64_t a1, int64_t a2)
+{
+    team->failures[team->t] = (qgen_failure){rc, *err, {a0, a1, a2}};
+    team->failed[phase * team->T + team->t] = 1;
+}
+
+/* After the barrier that ends a phase: its earliest failure (NULL: none). The flags of a phase are
+   written only during it, and read only between its barrier and the next phase's. */
+static const qgen_failure *first_failure(const qgen_team *team, int phase)
+{
+    const qgen_failure *first = NULL;
+    for (int u = 0; u < team->T; ++u) {
+        if (!team->failed[phase * team->T + u]) continue;
+        const qgen_failure *f = &team->failures[u];
+        int earlier = !first;
+        for (int i = 0; i < 3 && !earlier && f->at[i] <= first->at[i]; ++i) earlier = f->at[i] < first->at[i];
+        if (earlier) first = f;
+    }
+    return first;
+}
+
 /* ------------------------------------------------------------------ spikes to queues */
 
-/* Push the spikes of step n (neurons and inputs) in (time, population, neuron) order. */
-static int push_spikes(qgen_state *s, int64_t b, int64_t n, qgen_scratch *sc, qgen_error *err)
+/* Push the spikes of step n (every thread's and the inputs due; cursor: each input population's next
+   spike) in (time, population, neuron) order, through the synapses into this thread's targets. */
+static int push_spikes(qgen_state *s, int64_t b, int64_t n, const qgen_team *team, int64_t *cursor, qgen_error *err,
+                       int64_t *at)
 {
+    qgen_scratch *sc = &team->scratch[team->t];
+    qgen_spikes *out = &sc->pushed;
+    out->n = 0;
+    for (int u = 0; u < team->T; ++u) {
+        const qgen_spikes *mine = &team->scratch[u].spikes;
+        if (reserve_spikes(out, out->n + mine->n)) return QGEN_OUT_OF_MEMORY;
+        if (mine->n) memcpy(out->a + out->n, mine->a, (size_t)mine->n * sizeof *out->a);
+        out->n += mine->n;
+    }
     {
         /* input population inp (yinyang.snn:11:5) */
-        int64_t *cursor = &s->pop0_inp_in_cursor[b];
+        int64_t *next = &cursor[0];
         const int64_t end = s->pop0_inp_in_start[b + 1];
-        while (*cursor < end && s->pop0_inp_in_step[*cursor] <= n) {
-            if (add_spike(sc, s->pop0_inp_in_time[*cursor], 0, s->pop0_inp_in_id[*cursor]))
+        while (*next < end && s->pop0_inp_in_step[*next] <= n) {
+            if (add_spike(out, s->pop0_inp_in_time[*next], 0, s->pop0_inp_in_id[*next]))
                 return QGEN_OUT_OF_MEMORY;
-            ++*cursor;
+            ++*next;
         }
     }
-    if (sc->n_spikes > 1) qsort(sc->spikes, (size_t)sc->n_spikes, sizeof *sc->spikes, compare_spikes);
+    if (out->n > 1) qsort(out->a, (size_t)out->n, sizeof *out->a, compare_spikes);
     int rc;
-    for (int64_t k = 0; k < sc->n_spikes; ++k) {
-        const qgen_spike sp = sc->spikes[k];
+    for (int64_t k = 0; k < out->n; ++k) {
+        const qgen_spike sp = out->a[k];
         switch (sp.pop) {
         case 0:
-            if ((rc = push_prj0_inp__hid(s, b, s->prj0_inp__hid_out_start[sp.neuron], s->prj0_inp__hid_out_start[sp.neuron + 1], sp.time, n, err)))
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj0_inp__hid_part_start + team->t * 6 + sp.neuron;
+                rc = push_prj0_inp__hid(s, b, start[0], start[1], s->prj0_inp__hid_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj0_inp__hid(s, b, s->prj0_inp__hid_out_start[sp.neuron], s->prj0_inp__hid_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 0;
+                at[2] = sc->fail_syn;
                 return rc;
+            }
             break;
         case 1:
-            if ((rc = push_prj1_hid__out(s, b, s->prj1_hid__out_out_start[sp.neuron], s->prj1_hid__out_out_start[sp.neuron + 1], sp.time, n, err)))
+            if (team->T > 1) {  /* the synapses into this thread's targets */
+                const int64_t *start = s->prj1_hid__out_part_start + team->t * 121 + sp.neuron;
+                rc = push_prj1_hid__out(s, b, start[0], start[1], s->prj1_hid__out_part_syn, sp.time, n, sc, err);
+            } else {
+                rc = push_prj1_hid__out(s, b, s->prj1_hid__out_out_start[sp.neuron], s->prj1_hid__out_out_start[sp.neuron + 1], NULL, sp.time, n,
+                                  sc, err);
+            }
+            if (rc) {
+                at[0] = k;
+                at[1] = 1;
+                at[2] = sc->fail_syn;
                 return rc;
+            }
             break;
         default:
             break;
         }
     }
-    sc->n_spikes = 0;
     return QGEN_OK;
 }
 
 /* ------------------------------------------------------------------ the run */
 
-static int run_trial(qgen_state *s, int64_t b, int64_t steps, qgen_scratch *sc, qgen_error *err)
+/* Trial b for `steps` steps, by one thread of `team`: its neurons' updates, a barrier, its targets'
+   pushes, a barrier, each step. */
+static int run_trial(qgen_state *s, int64_t b, int64_t steps, const qgen_team *team, qgen_error *err)
 {
+    qgen_scratch *sc = &team->scratch[team->t];
+    sc->calendar = team->T > 1 ? team->t : b;
+    int64_t lo[3], hi[3], cursor[3];
+    lo[0] = hi[0] = 0;
+    cursor[0] = s->pop0_inp_in_cursor[b];
+    share(120, team->t, team->T, &lo[1], &hi[1]);
+    cursor[1] = 0;
+    share(3, team->t, team->T, &lo[2], &hi[2]);
+    cursor[2] = 0;
+    const qgen_failure *failure = NULL;
+    qgen_error e = {QGEN_OK, -1, -1, -1, 0.0};
+    int64_t at[3] = {0, 0, 0};
     int rc;
-    if (s->step == 0 && (rc = push_spikes(s, b, -1, sc, err)))  /* grid inputs at t = 0 */
-        return rc;
-    for (int64_t k = 0; k < steps; ++k) {
+    if (s->step == 0) {  /* grid inputs at t = 0 */
+        if ((rc = push_spikes(s, b, -1, team, cursor, &e, at))) fail(team, 1, rc, &e, at[0], at[1], at[2]);
+        team_barrier(team);
+        failure = first_failure(team, 1);
+    }
+    for (int64_t k = 0; k < steps && !failure; ++k) {
         const int64_t n = s->step + k;
         sc->step = n;
-        if (s->ckpt_every > 0 && n % s->ckpt_every == 0) checkpoint(s, b, n / s->ckpt_every);
-        if ((rc = update_pop1_hid(s, b, n, sc, err))) return rc;
-        if ((rc = update_pop2_out(s, b, n, sc, err))) return rc;
-        if ((rc = push_spikes(s, b, n, sc, err))) return rc;
+        if (s->ckpt_every > 0 && n % s->ckpt_every == 0) checkpoint(s, b, n / s->ckpt_every, lo, hi);
+        if ((rc = update_pop1_hid(s, b, n, lo[1], hi[1], sc, &e))) {
+            fail(team, 0, rc, &e, 1, e.neuron, 0);
+            goto updated;
+        }
+        if ((rc = update_pop2_out(s, b, n, lo[2], hi[2], sc, &e))) {
+            fail(team, 0, rc, &e, 2, e.neuron, 0);
+            goto updated;
+        }
         {
             const real *x = s->pop2_out_x + b * 3 * 2;
             const int64_t row = (b * s->T + (n - s->trace_start)) * 3;
-            for (int64_t j = 0; j < 3; ++j) {
+            for (int64_t j = lo[2]; j < hi[2]; ++j) {
                 s->pop2_out_trace_v[row + j] = x[j * 2 + 0];
             }
         }
+    updated:
+        team_barrier(team);
+        if ((failure = first_failure(team, 0))) break;
+        if ((rc = push_spikes(s, b, n, team, cursor, &e, at))) fail(team, 1, rc, &e, at[0], at[1], at[2]);
+        team_barrier(team);
+        sc->spikes.n = 0;
+        failure = first_failure(team, 1);
     }
-    return QGEN_OK;
+    if (team->t == 0) {
+        s->pop0_inp_in_cursor[b] = cursor[0];
+    }
+    if (!failure) return QGEN_OK;
+    *err = failure->err;
+    return failure->rc;
 }
 
 /* Compute what depends on the parameters; call after changing parameters or delays.
@@ -993,19 +1150,144 @@ static int qgen_prepare(qgen_state *s)
     return QGEN_OK;
 }
 
-/* Advance every trial by `steps` steps; errors[b] says what stopped trial b. */
+/* Where s->threads threads share one trial: the synapses of each projection grouped by the thread that
+   owns their target, then by pre, in synapse order (part_start: per thread and presynaptic neuron).
+   Call after binding the connectivity. */
+static int qgen_partition(qgen_state *s)
+{
+    const int T = s->threads;
+    {  /* inp->hid */
+        int64_t *start = s->prj0_inp__hid_part_start;
+        memset(start, 0, (size_t)T * 6 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(120, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 5; ++j) {
+                start[u * 6 + j] = count;
+                for (int64_t syn = s->prj0_inp__hid_out_start[j]; syn < s->prj0_inp__hid_out_start[j + 1]; ++syn)
+                    count += s->prj0_inp__hid_post[syn] >= lo && s->prj0_inp__hid_post[syn] < hi;
+            }
+            start[u * 6 + 5] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(120, u, T, &lo, &hi);
+            int64_t *row = start + u * 6;
+            const int64_t count = row[5];
+            for (int64_t j = 0; j <= 5; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 5; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj0_inp__hid_out_start[j]; syn < s->prj0_inp__hid_out_start[j + 1]; ++syn)
+                    if (s->prj0_inp__hid_post[syn] >= lo && s->prj0_inp__hid_post[syn] < hi) s->prj0_inp__hid_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    {  /* hid->out */
+        int64_t *start = s->prj1_hid__out_part_start;
+        memset(start, 0, (size_t)T * 121 * sizeof *start);
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi, count = 0;
+            share(3, u, T, &lo, &hi);
+            for (int64_t j = 0; j < 120; ++j) {
+                start[u * 121 + j] = count;
+                for (int64_t syn = s->prj1_hid__out_out_start[j]; syn < s->prj1_hid__out_out_start[j + 1]; ++syn)
+                    count += s->prj1_hid__out_post[syn] >= lo && s->prj1_hid__out_post[syn] < hi;
+            }
+            start[u * 121 + 120] = count;
+        }
+        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
+        for (int u = 0; u < T; ++u) {
+            int64_t lo, hi;
+            share(3, u, T, &lo, &hi);
+            int64_t *row = start + u * 121;
+            const int64_t count = row[120];
+            for (int64_t j = 0; j <= 120; ++j) row[j] += offset;
+            for (int64_t j = 0; j < 120; ++j) {
+                int64_t at = row[j];
+                for (int64_t syn = s->prj1_hid__out_out_start[j]; syn < s->prj1_hid__out_out_start[j + 1]; ++syn)
+                    if (s->prj1_hid__out_post[syn] >= lo && s->prj1_hid__out_post[syn] < hi) s->prj1_hid__out_part_syn[at++] = (int32_t)syn;
+            }
+            offset += count;
+        }
+    }
+    return QGEN_OK;
+}
+
+/* The threads of a run: OpenMP's default unless the simulation asked for a number. */
+static int qgen_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static void free_scratch(qgen_scratch *sc)
+{
+    free(sc->events);
+    free(sc->spikes.a);
+    free(sc->pushed.a);
+}
+
+/* One trial shared by s->threads threads. */
+static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
+{
+    const int T = s->threads;
+    qgen_scratch *scratch = calloc((size_t)T, sizeof *scratch);
+    qgen_failure *failures = calloc((size_t)T, sizeof *failures);
+    int *failed = calloc(2 * (size_t)T, sizeof *failed);
+    int status = QGEN_OUT_OF_MEMORY;
+    *err = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
+    if (scratch && failures && failed) {
+#pragma omp parallel num_threads(T)
+        {
+#ifdef _OPENMP
+            const qgen_team team = {omp_get_thread_num(), omp_get_num_threads(), scratch, failures, failed};
+#else
+            const qgen_team team = {0, 1, scratch, failures, failed};
+#endif
+            if (team.T != T) {  /* the synapses and calendars are partitioned for T threads */
+                if (team.t == 0) {
+                    status = QGEN_TOO_FEW_THREADS;
+                    *err = (qgen_error){QGEN_TOO_FEW_THREADS, -1, -1, team.T, 0.0};
+                }
+            } else {
+                const int rc = run_trial(s, 0, steps, &team, err);  /* every thread returns the same failure */
+                if (team.t == 0) status = rc;
+            }
+        }
+        if (status && !err->code) err->code = status;
+        for (int u = 0; u < T; ++u) free_scratch(&scratch[u]);
+    }
+    free(scratch);
+    free(failures);
+    free(failed);
+    return status;
+}
+
+/* Advance every trial by `steps` steps; errors[b] says what stopped trial b. One trial and several
+   threads: the threads share it; otherwise each trial runs on one thread. */
 static int qgen_run(qgen_state *s, int64_t steps, qgen_error *errors)
 {
     int status = QGEN_OK;
-#pragma omp parallel for schedule(dynamic, 1) if (s->B > 1) reduction(max : status)
-    for (int64_t b = 0; b < s->B; ++b) {
-        qgen_scratch sc = {0};
-        errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
-        const int rc = run_trial(s, b, steps, &sc, &errors[b]);
-        if (rc && !errors[b].code) errors[b].code = rc;
-        free(sc.events);
-        free(sc.spikes);
-        if (rc > status) status = rc;
+    if (s->B == 1 && s->threads > 1) {
+        status = run_shared(s, steps, &errors[0]);
+    } else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (s->B > 1) reduction(max : status)
+        for (int64_t b = 0; b < s->B; ++b) {
+            qgen_scratch sc = {0};
+            qgen_failure failure;
+            int failed[2] = {0, 0};
+            const qgen_team team = {0, 1, &sc, &failure, failed};
+            errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
+            const int rc = run_trial(s, b, steps, &team, &errors[b]);
+            if (rc && !errors[b].code) errors[b].code = rc;
+            free_scratch(&sc);
+            if (rc > status) status = rc;
+        }
     }
     if (status == QGEN_OK) s->step += steps;
     return status;
