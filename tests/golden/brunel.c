@@ -675,8 +675,6 @@ static int run_trial(qgen_state *s, int64_t b, int64_t steps, const qgen_team *t
         sc->spikes.n = 0;
         failure = first_failure(team, 1);
     }
-    if (team->t == 0) {
-    }
     if (!failure) return QGEN_OK;
     *err = failure->err;
     return failure->rc;
@@ -870,8 +868,12 @@ static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
                     *err = (qgen_error){QGEN_TOO_FEW_THREADS, -1, -1, team.T, 0.0};
                 }
             } else {
-                const int rc = run_trial(s, 0, steps, &team, err);  /* every thread returns the same failure */
-                if (team.t == 0) status = rc;
+                qgen_error mine = {QGEN_OK, -1, -1, -1, 0.0};
+                const int rc = run_trial(s, 0, steps, &team, &mine);  /* every thread returns the same failure */
+                if (team.t == 0) {
+                    status = rc;
+                    *err = mine;
+                }
             }
         }
         if (status && !err->code) err->code = status;

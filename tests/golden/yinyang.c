@@ -1255,8 +1255,12 @@ static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
                     *err = (qgen_error){QGEN_TOO_FEW_THREADS, -1, -1, team.T, 0.0};
                 }
             } else {
-                const int rc = run_trial(s, 0, steps, &team, err);  /* every thread returns the same failure */
-                if (team.t == 0) status = rc;
+                qgen_error mine = {QGEN_OK, -1, -1, -1, 0.0};
+                const int rc = run_trial(s, 0, steps, &team, &mine);  /* every thread returns the same failure */
+                if (team.t == 0) {
+                    status = rc;
+                    *err = mine;
+                }
             }
         }
         if (status && !err->code) err->code = status;
