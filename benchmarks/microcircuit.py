@@ -133,6 +133,10 @@ def run_nest(scale: float, warmup: float, duration: float, threads: int, seed: i
     weights[0, 2] *= 2
     delays = np.zeros((8, 8))
     delays[:, 0::2], delays[:, 1::2] = DELAY_EXC, DELAY_INH
+    # NEST holds at most 2^27 - 2 connections per thread and synapse model: the full-scale network
+    # on two threads needs two (identical) models, one for excitatory and one for inhibitory sources
+    nest.CopyModel("static_synapse", "static_excitatory")
+    nest.CopyModel("static_synapse", "static_inhibitory")
     pops = []
     for i in range(8):
         pop = nest.Create("iaf_psc_exp", sizes[i], params=NEURON)
@@ -147,7 +151,7 @@ def run_nest(scale: float, warmup: float, duration: float, threads: int, seed: i
                 continue
             low, high = (-np.inf, 0.0) if weights[i, j] < 0 else (0.0, np.inf)
             nest.Connect(source, target, {"rule": "fixed_total_number", "N": int(synapses[i, j])}, {
-                "synapse_model": "static_synapse",
+                "synapse_model": "static_inhibitory" if j % 2 else "static_excitatory",
                 "weight": nest.math.redraw(nest.random.normal(weights[i, j], abs(weights[i, j]) * W_REL_STD),
                                            min=low, max=high),
                 "delay": nest.math.redraw(nest.random.normal(delays[i, j], delays[i, j] * DELAY_REL_STD),
