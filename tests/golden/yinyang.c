@@ -144,7 +144,7 @@ typedef struct { double key; int32_t proj; int32_t syn; real w; } qgen_event;
 typedef struct { double time; int32_t pop; int32_t neuron; } qgen_spike;
 typedef struct { qgen_spike *a; int64_t n, cap; } qgen_spikes;
 typedef struct {
-    qgen_event *events;  /* the due events of one target neuron */
+    _Alignas(128) qgen_event *events;  /* the due events of one target neuron (aligned: threads' scratch share no cache line) */
     int64_t n_events, cap_events;
     qgen_spikes spikes;  /* the spikes this thread's neurons emitted in the step */
     qgen_spikes pushed;  /* every spike of the step (all threads' and the inputs'), pushed at its end */
@@ -1236,12 +1236,13 @@ static void free_scratch(qgen_scratch *sc)
 static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
 {
     const int T = s->threads;
-    qgen_scratch *scratch = calloc((size_t)T, sizeof *scratch);
+    qgen_scratch *scratch = aligned_alloc(_Alignof(qgen_scratch), (size_t)T * sizeof *scratch);
     qgen_failure *failures = calloc((size_t)T, sizeof *failures);
     int *failed = calloc(2 * (size_t)T, sizeof *failed);
     int status = QGEN_OUT_OF_MEMORY;
     *err = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
     if (scratch && failures && failed) {
+        memset(scratch, 0, (size_t)T * sizeof *scratch);
 #pragma omp parallel num_threads(T)
         {
 #ifdef _OPENMP
