@@ -707,124 +707,53 @@ static int qgen_prepare(qgen_state *s)
     return QGEN_OK;
 }
 
-/* Where s->threads threads share one trial: the synapses of each projection grouped by the thread that
-   owns their target, then by pre, in synapse order (part_start: per thread and presynaptic neuron).
-   Call after binding the connectivity. */
+/* Where T threads share one trial: a projection's synapses grouped by the thread that owns their
+   target, then by pre, in synapse order. Thread u's synapses from presynaptic neuron j are
+   list[start[u·(n_pre + 1) + j] .. start[u·(n_pre + 1) + j + 1]). */
+static void partition(const int32_t *post, const int64_t *out_start, int64_t n_pre, int64_t n_post, int T,
+                      int64_t *start, int32_t *list)
+{
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int u = 0; u < T; ++u) {  /* count */
+        int64_t lo, hi, count = 0, *row = start + u * (n_pre + 1);
+        share(n_post, u, T, &lo, &hi);
+        for (int64_t j = 0; j < n_pre; ++j) {
+            row[j] = count;
+            for (int64_t syn = out_start[j]; syn < out_start[j + 1]; ++syn) count += post[syn] >= lo && post[syn] < hi;
+        }
+        row[n_pre] = count;
+    }
+    int64_t offset = 0;  /* thread u's synapses follow those of threads 0..u-1 */
+    for (int u = 0; u < T; ++u) {
+        int64_t *row = start + u * (n_pre + 1);
+        const int64_t count = row[n_pre];
+        for (int64_t j = 0; j <= n_pre; ++j) row[j] += offset;
+        offset += count;
+    }
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int u = 0; u < T; ++u) {  /* fill */
+        int64_t lo, hi;
+        share(n_post, u, T, &lo, &hi);
+        for (int64_t j = 0; j < n_pre; ++j) {
+            int64_t at = start[u * (n_pre + 1) + j];
+            for (int64_t syn = out_start[j]; syn < out_start[j + 1]; ++syn)
+                if (post[syn] >= lo && post[syn] < hi) list[at++] = (int32_t)syn;
+        }
+    }
+}
+
+/* Group every projection's synapses for the s->threads threads that share a trial; call after binding
+   the connectivity. */
 static int qgen_partition(qgen_state *s)
 {
-    const int T = s->threads;
-    {  /* E->E */
-        int64_t *start = s->prj0_E__E_part_start;
-        memset(start, 0, (size_t)T * 801 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(800, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 800; ++j) {
-                start[u * 801 + j] = count;
-                for (int64_t syn = s->prj0_E__E_out_start[j]; syn < s->prj0_E__E_out_start[j + 1]; ++syn)
-                    count += s->prj0_E__E_post[syn] >= lo && s->prj0_E__E_post[syn] < hi;
-            }
-            start[u * 801 + 800] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(800, u, T, &lo, &hi);
-            int64_t *row = start + u * 801;
-            const int64_t count = row[800];
-            for (int64_t j = 0; j <= 800; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 800; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj0_E__E_out_start[j]; syn < s->prj0_E__E_out_start[j + 1]; ++syn)
-                    if (s->prj0_E__E_post[syn] >= lo && s->prj0_E__E_post[syn] < hi) s->prj0_E__E_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
-    {  /* E->I */
-        int64_t *start = s->prj1_E__I_part_start;
-        memset(start, 0, (size_t)T * 801 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(200, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 800; ++j) {
-                start[u * 801 + j] = count;
-                for (int64_t syn = s->prj1_E__I_out_start[j]; syn < s->prj1_E__I_out_start[j + 1]; ++syn)
-                    count += s->prj1_E__I_post[syn] >= lo && s->prj1_E__I_post[syn] < hi;
-            }
-            start[u * 801 + 800] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(200, u, T, &lo, &hi);
-            int64_t *row = start + u * 801;
-            const int64_t count = row[800];
-            for (int64_t j = 0; j <= 800; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 800; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj1_E__I_out_start[j]; syn < s->prj1_E__I_out_start[j + 1]; ++syn)
-                    if (s->prj1_E__I_post[syn] >= lo && s->prj1_E__I_post[syn] < hi) s->prj1_E__I_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
-    {  /* I->E */
-        int64_t *start = s->prj2_I__E_part_start;
-        memset(start, 0, (size_t)T * 201 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(800, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 200; ++j) {
-                start[u * 201 + j] = count;
-                for (int64_t syn = s->prj2_I__E_out_start[j]; syn < s->prj2_I__E_out_start[j + 1]; ++syn)
-                    count += s->prj2_I__E_post[syn] >= lo && s->prj2_I__E_post[syn] < hi;
-            }
-            start[u * 201 + 200] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(800, u, T, &lo, &hi);
-            int64_t *row = start + u * 201;
-            const int64_t count = row[200];
-            for (int64_t j = 0; j <= 200; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 200; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj2_I__E_out_start[j]; syn < s->prj2_I__E_out_start[j + 1]; ++syn)
-                    if (s->prj2_I__E_post[syn] >= lo && s->prj2_I__E_post[syn] < hi) s->prj2_I__E_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
-    {  /* I->I */
-        int64_t *start = s->prj3_I__I_part_start;
-        memset(start, 0, (size_t)T * 201 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(200, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 200; ++j) {
-                start[u * 201 + j] = count;
-                for (int64_t syn = s->prj3_I__I_out_start[j]; syn < s->prj3_I__I_out_start[j + 1]; ++syn)
-                    count += s->prj3_I__I_post[syn] >= lo && s->prj3_I__I_post[syn] < hi;
-            }
-            start[u * 201 + 200] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(200, u, T, &lo, &hi);
-            int64_t *row = start + u * 201;
-            const int64_t count = row[200];
-            for (int64_t j = 0; j <= 200; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 200; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj3_I__I_out_start[j]; syn < s->prj3_I__I_out_start[j + 1]; ++syn)
-                    if (s->prj3_I__I_post[syn] >= lo && s->prj3_I__I_post[syn] < hi) s->prj3_I__I_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
+    partition(s->prj0_E__E_post, s->prj0_E__E_out_start, 800, 800, s->threads,
+              s->prj0_E__E_part_start, s->prj0_E__E_part_syn);  /* E->E */
+    partition(s->prj1_E__I_post, s->prj1_E__I_out_start, 800, 200, s->threads,
+              s->prj1_E__I_part_start, s->prj1_E__I_part_syn);  /* E->I */
+    partition(s->prj2_I__E_post, s->prj2_I__E_out_start, 200, 800, s->threads,
+              s->prj2_I__E_part_start, s->prj2_I__E_part_syn);  /* I->E */
+    partition(s->prj3_I__I_post, s->prj3_I__I_out_start, 200, 200, s->threads,
+              s->prj3_I__I_part_start, s->prj3_I__I_part_syn);  /* I->I */
     return QGEN_OK;
 }
 

@@ -1150,68 +1150,49 @@ static int qgen_prepare(qgen_state *s)
     return QGEN_OK;
 }
 
-/* Where s->threads threads share one trial: the synapses of each projection grouped by the thread that
-   owns their target, then by pre, in synapse order (part_start: per thread and presynaptic neuron).
-   Call after binding the connectivity. */
+/* Where T threads share one trial: a projection's synapses grouped by the thread that owns their
+   target, then by pre, in synapse order. Thread u's synapses from presynaptic neuron j are
+   list[start[u·(n_pre + 1) + j] .. start[u·(n_pre + 1) + j + 1]). */
+static void partition(const int32_t *post, const int64_t *out_start, int64_t n_pre, int64_t n_post, int T,
+                      int64_t *start, int32_t *list)
+{
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int u = 0; u < T; ++u) {  /* count */
+        int64_t lo, hi, count = 0, *row = start + u * (n_pre + 1);
+        share(n_post, u, T, &lo, &hi);
+        for (int64_t j = 0; j < n_pre; ++j) {
+            row[j] = count;
+            for (int64_t syn = out_start[j]; syn < out_start[j + 1]; ++syn) count += post[syn] >= lo && post[syn] < hi;
+        }
+        row[n_pre] = count;
+    }
+    int64_t offset = 0;  /* thread u's synapses follow those of threads 0..u-1 */
+    for (int u = 0; u < T; ++u) {
+        int64_t *row = start + u * (n_pre + 1);
+        const int64_t count = row[n_pre];
+        for (int64_t j = 0; j <= n_pre; ++j) row[j] += offset;
+        offset += count;
+    }
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int u = 0; u < T; ++u) {  /* fill */
+        int64_t lo, hi;
+        share(n_post, u, T, &lo, &hi);
+        for (int64_t j = 0; j < n_pre; ++j) {
+            int64_t at = start[u * (n_pre + 1) + j];
+            for (int64_t syn = out_start[j]; syn < out_start[j + 1]; ++syn)
+                if (post[syn] >= lo && post[syn] < hi) list[at++] = (int32_t)syn;
+        }
+    }
+}
+
+/* Group every projection's synapses for the s->threads threads that share a trial; call after binding
+   the connectivity. */
 static int qgen_partition(qgen_state *s)
 {
-    const int T = s->threads;
-    {  /* inp->hid */
-        int64_t *start = s->prj0_inp__hid_part_start;
-        memset(start, 0, (size_t)T * 6 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(120, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 5; ++j) {
-                start[u * 6 + j] = count;
-                for (int64_t syn = s->prj0_inp__hid_out_start[j]; syn < s->prj0_inp__hid_out_start[j + 1]; ++syn)
-                    count += s->prj0_inp__hid_post[syn] >= lo && s->prj0_inp__hid_post[syn] < hi;
-            }
-            start[u * 6 + 5] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(120, u, T, &lo, &hi);
-            int64_t *row = start + u * 6;
-            const int64_t count = row[5];
-            for (int64_t j = 0; j <= 5; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 5; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj0_inp__hid_out_start[j]; syn < s->prj0_inp__hid_out_start[j + 1]; ++syn)
-                    if (s->prj0_inp__hid_post[syn] >= lo && s->prj0_inp__hid_post[syn] < hi) s->prj0_inp__hid_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
-    {  /* hid->out */
-        int64_t *start = s->prj1_hid__out_part_start;
-        memset(start, 0, (size_t)T * 121 * sizeof *start);
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi, count = 0;
-            share(3, u, T, &lo, &hi);
-            for (int64_t j = 0; j < 120; ++j) {
-                start[u * 121 + j] = count;
-                for (int64_t syn = s->prj1_hid__out_out_start[j]; syn < s->prj1_hid__out_out_start[j + 1]; ++syn)
-                    count += s->prj1_hid__out_post[syn] >= lo && s->prj1_hid__out_post[syn] < hi;
-            }
-            start[u * 121 + 120] = count;
-        }
-        int64_t offset = 0;  /* thread u's list starts after those of threads 0..u-1 */
-        for (int u = 0; u < T; ++u) {
-            int64_t lo, hi;
-            share(3, u, T, &lo, &hi);
-            int64_t *row = start + u * 121;
-            const int64_t count = row[120];
-            for (int64_t j = 0; j <= 120; ++j) row[j] += offset;
-            for (int64_t j = 0; j < 120; ++j) {
-                int64_t at = row[j];
-                for (int64_t syn = s->prj1_hid__out_out_start[j]; syn < s->prj1_hid__out_out_start[j + 1]; ++syn)
-                    if (s->prj1_hid__out_post[syn] >= lo && s->prj1_hid__out_post[syn] < hi) s->prj1_hid__out_part_syn[at++] = (int32_t)syn;
-            }
-            offset += count;
-        }
-    }
+    partition(s->prj0_inp__hid_post, s->prj0_inp__hid_out_start, 5, 120, s->threads,
+              s->prj0_inp__hid_part_start, s->prj0_inp__hid_part_syn);  /* inp->hid */
+    partition(s->prj1_hid__out_post, s->prj1_hid__out_out_start, 120, 3, s->threads,
+              s->prj1_hid__out_part_start, s->prj1_hid__out_part_syn);  /* hid->out */
     return QGEN_OK;
 }
 
@@ -2036,7 +2017,7 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             }
             if (f == 0) break;
             const qgen_jump *jp = &bk->jumps[f - 1];
-            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
             real lam_r[2];
             for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
             if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
@@ -2282,7 +2263,7 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             }
             if (f == 0) break;
             const qgen_jump *jp = &bk->jumps[f - 1];
-            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
             if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
                 arrive_pop2_out(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
                                X0 != NULL, dts);
