@@ -48,6 +48,21 @@ def test_examples_compile_with_warnings_as_errors(tmp_path, name, precision):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+def test_a_network_without_connections_compiles_with_warnings_as_errors(write_model, tmp_path, timing):
+    from tests.test_adjoint import LIF
+
+    model = compile_model(write_model(LIF + f"""
+network Lone {{
+    timing = {timing}
+    population n = LIF(3)
+    record n.spikes
+}}
+"""))
+    result = compile_strict(generate(model, "float64", __version__).source, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 @pytest.mark.parametrize("queue", KINDS)

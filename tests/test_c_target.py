@@ -240,3 +240,24 @@ def test_bad_inputs_never_reach_the_kernels(out):
     with pytest.raises(QgenError) as err:
         sim.run({"inp": (np.array([1.0]), np.array([5]))}, 10.0)
     assert err.value.code is Code.BAD_INPUT and "out of range" in str(err.value)
+
+
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+def test_a_network_without_connections(write_model, out, timing):
+    """Nothing arrives anywhere (no event machinery is generated): it builds, runs and spikes as the reference."""
+    from tests.test_adjoint import LIF
+
+    path = write_model(LIF + f"""
+network Lone {{
+    dt = 0.1 ms
+    timing = {timing}
+    population n = LIF(3, I_e = 1.5, v ~ uniform(0.0, 0.9))
+    record n.spikes, n.v
+}}
+""", f"lone_{timing}.snn")
+    model = qgen.load(path, out=out)
+    result = model.simulator().run(None, 30.0)
+    reference = ReferenceSimulator(model.simulator().data).run(None, 30.0)
+    assert result.spikes["n"].total.sum() > 5
+    compare(result, reference, timing == "exact", "float64")
+    np.testing.assert_array_equal(model.simulator(threads=2).run(None, 30.0).spikes["n"].times, result.spikes["n"].times)
