@@ -108,6 +108,7 @@ def test_a_single_trial_is_shared_only_when_asked(out):
     assert model.simulator().threads == 1
     assert model.simulator(threads=2).threads == 2
     assert model.simulator(batch=2).threads == model.build.lib.qgen_max_threads()
-    with pytest.raises(QgenError) as err:
-        qgen.load(EXAMPLES / "brunel.snn", target="reference", overrides={"N": "100"}).simulator(threads=2)
-    assert err.value.code is Code.BAD_OPTION
+    for target in ("reference", "jax"):  # an option of another target is refused, never a TypeError
+        with pytest.raises(QgenError) as err:
+            qgen.load(EXAMPLES / "brunel.snn", target=target, out=out, overrides={"N": "100"}).simulator(threads=2)
+        assert err.value.code is Code.BAD_OPTION and "threads" in str(err.value)

@@ -5,9 +5,10 @@ The generated code owns no memory. Every array it reads or writes is described b
 pointers, ``qgen_state``, binds them. So weights, delays and parameters are NumPy arrays that
 Python reads and writes in place, and the manifest of a build records the layout exactly.
 
-Symbolic sizes: ``B`` the batch, ``CAL`` max(B, threads) (the fifo calendars), ``T`` the traced steps of a run, ``S<j>`` the synapses of
-projection j, ``D<j>`` the ring slots of projection j, ``C<i>`` the spike capacity of population
-i, ``I<i>`` the input spikes of input population i (all trials).
+Symbolic sizes: ``B`` the batch, ``CAL`` the fifo calendars (B, or the threads sharing one trial),
+``T`` the traced steps of a run, ``S<j>`` the synapses of projection j, ``D<j>`` the ring slots of
+projection j, ``C<i>`` the spike capacity of population i, ``I<i>`` the input spikes of input
+population i (all trials).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ the IR hash, and a current build proves that the model passed the checks before.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,26 +34,38 @@ class CompiledModel:
         ``spikes_per_step``)."""
         from qgen.runtime.network import instantiate
 
+        simulator = self._simulator_class()
+        accepted = {name for name, parameter in inspect.signature(simulator).parameters.items()
+                    if parameter.kind is parameter.KEYWORD_ONLY} - {"batch", "strict", "spike_capacity"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(unknown)}",
+                            hint=f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes none")
         data = instantiate(self.model, seed, connectivity)
         if self.target == "cuda":
             from qgen.targets.cuda import simulation
 
             return simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
+        if self.target == "reference":
+            return simulator(data, batch=batch, strict=strict, spike_capacity=spike_capacity)
+        return simulator(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
+
+    def _simulator_class(self) -> type:
+        if self.target == "cuda":
+            from qgen.targets.cuda import _simulation_class
+
+            return _simulation_class()
         if self.target == "jax":
             from qgen.targets.jax import JaxSimulation
 
-            return JaxSimulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity,
-                                 **options)
-        unknown = [name for name in options if self.target != "c" or name != "threads"]
-        if unknown:
-            raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(unknown)}")
+            return JaxSimulation
         if self.target == "reference":
             from qgen.reference import ReferenceSimulator
 
-            return ReferenceSimulator(data, batch=batch, strict=strict, spike_capacity=spike_capacity)
+            return ReferenceSimulator
         from qgen.runtime.simulation import Simulation
 
-        return Simulation(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
+        return Simulation
 
     def as_jax(self, duration: float, *, batch: int = 1, seed: int | None = None,
                observables: Sequence[str] | None = None, **options):

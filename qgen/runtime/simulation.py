@@ -161,7 +161,7 @@ class Simulation:
                   grad: bool = False) -> dict[str, int]:
         """Fresh per-run arrays: state, clamps, records, traces, inputs and empty queues."""
         B, s = self.batch, self._state
-        sizes = {"B": B, "T": steps, "B+1": B + 1, "CAL": max(B, self.threads)}
+        sizes = {"B": B, "T": steps, "B+1": B + 1, "CAL": self.threads if self._shared() else B}
         for name, proj in self._projs.items():
             delay = self.data.projections[name].delay
             sizes[f"S{proj['index']}"] = len(delay)

@@ -806,9 +806,9 @@ static int run_shared(qgen_state *s, int64_t steps, qgen_error *err)
                 }
             }
         }
-        if (status && !err->code) err->code = status;
         for (int u = 0; u < T; ++u) free_scratch(&scratch[u]);
     }
+    if (status && !err->code) err->code = status;  /* also where the scratch could not be allocated */
     free(scratch);
     free(failures);
     free(failed);
