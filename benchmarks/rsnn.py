@@ -51,7 +51,7 @@ def qgen_rsnn(kind: str, repeats: int, folder: Path, target: str = "c") -> dict:
         times.append(time.perf_counter() - start)
         kernel_times.append(kernel.seconds)
     spikes = int(result.spikes["rec"].total.sum())
-    out_degree = len(sim.data.projections["rec->rec"].pre) / sim.data.populations["rec"].size
+    out_degree = sim.data.projections["rec->rec"].size / sim.data.populations["rec"].size
     return {"us_per_step": statistics.median(times[1:]) / STEPS * 1e6,
             "kernel_us_per_step": statistics.median(kernel_times[1:]) / STEPS * 1e6, "build_s": build,
             "runs_s": times[1:], "kernel_runs_s": kernel_times[1:], "spikes": spikes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from qgen import __version__
-from qgen.codegen.c import generate
+from qgen.codegen.c import GeneratedC, generate
 from qgen.pipeline import compile_model
 from tests.conftest import EXAMPLES, ROOT
 from tests.test_c_target import KINDS, network
@@ -25,17 +26,14 @@ from tests.test_c_target import KINDS, network
 GOLDEN = ROOT / "tests" / "golden"
 
 
-# What cffi's wrapper does with the (static) entry points, so that the file compiles on its own.
-WRAPPER = """
-int qgen_entry_points(qgen_state *s, qgen_error *errors);
-int qgen_entry_points(qgen_state *s, qgen_error *errors)
-{ return qgen_prepare(s) + qgen_partition(s) + qgen_run(s, 1, errors) + qgen_max_threads(); }
-"""
-
-
-def compile_strict(source: str, folder: Path) -> subprocess.CompletedProcess:
+def compile_strict(generated: GeneratedC, folder: Path) -> subprocess.CompletedProcess:
+    """Compile with every warning an error; every (static) function that cffi binds is referenced, as
+    cffi's wrapper does, so that the file compiles on its own."""
+    entry_points = re.findall(r"^\w[\w ]*?\**\b(qgen_\w+)\(", generated.cdef, flags=re.M)
+    wrapper = ("\nvoid *const qgen_entry_points[] = {"
+               + ", ".join(f"(void *)&{name}" for name in entry_points) + "};\n")
     path = folder / "model.c"
-    path.write_text(source + WRAPPER)
+    path.write_text(generated.source + wrapper)
     return subprocess.run(["gcc", "-std=c11", "-O2", "-fopenmp", "-Wall", "-Wextra", "-Werror", "-c", str(path),
                            "-o", str(folder / "model.o")], capture_output=True, text=True)
 
@@ -43,8 +41,7 @@ def compile_strict(source: str, folder: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["yinyang.snn", "rsnn.snn", "brunel.snn"])
 def test_examples_compile_with_warnings_as_errors(tmp_path, name, precision):
-    source = generate(compile_model(EXAMPLES / name), precision, __version__).source
-    result = compile_strict(source, tmp_path)
+    result = compile_strict(generate(compile_model(EXAMPLES / name), precision, __version__), tmp_path)
     assert result.returncode == 0, result.stderr
 
 
@@ -59,7 +56,7 @@ network Lone {{
     record n.spikes
 }}
 """))
-    result = compile_strict(generate(model, "float64", __version__).source, tmp_path)
+    result = compile_strict(generate(model, "float64", __version__), tmp_path)
     assert result.returncode == 0, result.stderr
 
 
@@ -68,7 +65,7 @@ network Lone {{
 @pytest.mark.parametrize("queue", KINDS)
 def test_every_queue_kind_compiles_with_warnings_as_errors(write_model, tmp_path, queue, timing, precision):
     model = compile_model(write_model(network(queue, 4, timing, 1)))
-    result = compile_strict(generate(model, precision, __version__).source, tmp_path)
+    result = compile_strict(generate(model, precision, __version__), tmp_path)
     assert result.returncode == 0, result.stderr
 
 

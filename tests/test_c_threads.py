@@ -60,7 +60,7 @@ def test_threads_share_a_trial_exactly(write_model, out, queue, timing):
 
 def test_threads_with_background_sources_and_examples(out):
     """Brunel (summed rings, the block update) and the microcircuit (in-kernel Poisson sources)."""
-    for name, overrides, duration in [("brunel.snn", {"N": "1000"}, 50.0), ("microcircuit.snn", {"scale": "0.01"}, 20.0)]:
+    for name, overrides, duration in [("brunel.snn", {"N": "1000"}, 50.0), ("microcircuit.snn", {"scale": "0.01"}, 40.0)]:
         model = qgen.load(EXAMPLES / name, out=out, overrides=overrides)
         one = model.simulator(threads=1).run(None, duration)
         assert sum(int(r.total.sum()) for r in one.spikes.values()) > 50

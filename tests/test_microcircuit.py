@@ -57,7 +57,7 @@ def test_fixed_total_number_truncated_normals_keep_their_sign_and_delays_their_f
     data = instantiate(model)
     for name, proj in data.projections.items():
         assert proj.size == proj.spec.connectivity.arg("n")
-        assert proj.pre.dtype == np.int32 and np.all(np.diff(proj.pre) >= 0)  # ordered by pre, compact
+        assert proj.post.dtype == np.int32 and np.all(np.diff(proj.out_start) >= 0)  # ordered by pre, compact
         assert proj.delay.min() >= 0.1
         inhibitory = proj.spec.pre.endswith("I")
         assert np.all(proj.weight <= 0) if inhibitory else np.all(proj.weight >= 0)

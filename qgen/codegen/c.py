@@ -24,6 +24,7 @@ from qgen.codegen.kinds import KindCode, kind_code
 from qgen.codegen.layout import Field
 from qgen.codegen.names import c_identifier
 from qgen.ir.nodes import Model, Population, Projection
+from qgen.runtime import streams
 
 
 FIFO_BUCKETS = 1024  # steps of the fifo queues' calendar (a power of 2): longer delays wrap around it
@@ -178,9 +179,7 @@ def recording_fields(pop: CPopulation) -> list[Field]:
 def synapse_fields(proj: CProjection, exact: bool) -> list[Field]:
     """A projection's synapses (sorted by pre, then post) and its drop counter."""
     q, j = proj.prefix, proj.index
-    fields = [Field(f"{q}_pre", "int32_t", (f"S{j}",), "presynaptic neuron, synapses ordered by (pre, post)",
-                    "network"),
-              Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron", "network"),
+    fields = [Field(f"{q}_post", "int32_t", (f"S{j}",), "postsynaptic neuron, synapses ordered by pre", "network"),
               Field(f"{q}_out_start", "int64_t", (proj.pre.size + 1,), "first synapse of each presynaptic neuron",
                     "network"),
               Field(f"{q}_weight", "real", (f"S{j}",), "weights", "network"),
@@ -261,6 +260,28 @@ def scalars(pops: list[CPopulation], projections: list[CProjection]) -> list[tup
     return result
 
 
+BUILDER_CDEF = {  # templates/c/network.c.j2
+    "fixed_total_number": "int qgen_fixed_total_number(uint64_t key, int64_t n, int64_t n_pre, int64_t n_post, "
+                          "int no_autapses, int64_t *out_start, int32_t *post);\n",
+    "uniform": "void qgen_draw_uniform(uint64_t key, int64_t n, double low, double high, double *out);\n",
+    "normal": "int64_t qgen_draw_normal(uint64_t key, int64_t n, double mean, double std, double low, double high, "
+              "int truncate, int64_t max_attempts, double *out);\n",
+}
+
+
+def network_draws(model: Model) -> set[str]:
+    """The builder functions this model's network needs: the connectivity rule and initialisers
+    that are drawn in the generated code (constants are not drawn; other rules are drawn by the runtime)."""
+    draws = set()
+    for proj in model.network.projections:
+        if proj.connectivity.kind == "fixed_total_number":
+            draws.add("fixed_total_number")
+        for init in (proj.weight, proj.delay):
+            if init.kind != "constant":
+                draws.add("normal" if init.kind in ("normal", "truncated_normal") else init.kind)
+    return draws
+
+
 def generate(model: Model, precision: str, version: str) -> GeneratedC:
     from qgen.codegen.adjoint_c import adjoint_functions, gradient_plan, gradient_unsupported
 
@@ -268,19 +289,22 @@ def generate(model: Model, precision: str, version: str) -> GeneratedC:
     grad = gradient_plan(model, precision, pops, projections)  # the C backward pass (templates/c/adjoint.c.j2)
     fields = layout(model, pops, projections) + (grad.fields if grad else [])
     scalar_fields = scalars(pops, projections) + (grad.scalars if grad else [])
+    draws = network_draws(model)
     env = _environment()
     real = "double" if precision == "float64" else "float"
     struct = env.get_template("state.h.j2").render(fields=fields, scalars=scalar_fields, real=real)
     source = env.get_template("model.c.j2").render(
         model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
         version=version, struct=struct, kinds=list(kinds.values()), populations=pops, projections=projections,
-        buckets=FIFO_BUCKETS, uses_backgrounds=bool(model.network.backgrounds),
+        buckets=FIFO_BUCKETS, uses_backgrounds=bool(model.network.backgrounds), draws=draws,
+        sqrt_half=streams.SQRT_HALF, ln2=streams.LN2, log_series=streams.LOG_SERIES,
         uses_events=any(not p.summing for p in projections),
         uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing),
         grad=grad is not None,
         adjoints=[adjoint_functions(k.analysis, precision) for k in kinds.values()] if grad else [])
     cdef = struct + ("\nint qgen_prepare(qgen_state *s);\nint qgen_run(qgen_state *s, int64_t steps, qgen_error *errors);\n"
                      "int qgen_max_threads(void);\nint qgen_partition(qgen_state *s);\n")
+    cdef += "".join(BUILDER_CDEF[d] for d in sorted(draws))
     cdef += grad.cdef if grad else ""
     plan_summary = summary(pops, projections)
     plan_summary["gradients"] = gradient_unsupported(model, pops, precision) or "c"

@@ -56,8 +56,8 @@ TEMPLATES = TEMPLATE_ROOT / "cuda"
 THREADS = 128  # threads per block of the per-neuron kernels
 # The generator's own files and the C templates it includes: part of the build-cache key.
 SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
-           "codegen/printer.py")
-C_TEMPLATES = ("neurons.c.j2", "background.c.j2")
+           "codegen/printer.py", "runtime/background.py")
+C_TEMPLATES = ("neurons.c.j2", "background.c.j2", "network.c.j2")
 
 
 @dataclass(frozen=True)

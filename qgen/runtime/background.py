@@ -16,37 +16,20 @@ once, and the C target prints it with every digit, so C and NumPy compare the sa
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 
 from qgen.ir.nodes import Background
+from qgen.runtime.streams import GOLDEN, mix, mix_array
+from qgen.runtime.streams import key as stream_key
 
-MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
 NEURON = 0xD1B54A32D192ED03
-MIX1, MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def mix(z: int) -> int:
-    """SplitMix64's finaliser on a Python int (modulo 2^64)."""
-    z &= MASK
-    z = ((z ^ (z >> 30)) * MIX1) & MASK
-    z = ((z ^ (z >> 27)) * MIX2) & MASK
-    return z ^ (z >> 31)
-
-
-def _mix_array(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-    return z ^ (z >> np.uint64(31))
 
 
 def key(seed: int, bg: Background) -> int:
     """The 64-bit key of source ``bg`` of a network instance drawn from ``seed``."""
-    digest = hashlib.sha256(f"background/{bg.population}/{bg.index}".encode()).digest()
-    return mix(int.from_bytes(digest[:8], "little") ^ mix(seed + GOLDEN))
+    return stream_key(seed, "background", bg.population, str(bg.index))
 
 
 def cdf_table(mean: float) -> np.ndarray:
@@ -68,7 +51,7 @@ def counts(source_key: int, step: int, size: int, cdf: np.ndarray) -> np.ndarray
     with np.errstate(over="ignore"):
         h_step = mix(source_key + (step + 1) * GOLDEN)
         j = np.arange(1, size + 1, dtype=np.uint64)
-        h = _mix_array(np.uint64(h_step) + j * np.uint64(NEURON))
+        h = mix_array(np.uint64(h_step) + j * np.uint64(NEURON))
     u = (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
     return np.searchsorted(cdf, u, side="right").astype(np.int64)
 

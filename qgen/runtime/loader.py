@@ -41,7 +41,7 @@ class CompiledModel:
         if unknown:
             raise QgenError(Code.BAD_OPTION, f"unknown options for the {self.target} target: {', '.join(unknown)}",
                             hint=f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes none")
-        data = instantiate(self.model, seed, connectivity)
+        data = instantiate(self.model, seed, connectivity, **self._draws())
         if self.target == "cuda":
             from qgen.targets.cuda import simulation
 
@@ -49,6 +49,14 @@ class CompiledModel:
         if self.target == "reference":
             return simulator(data, batch=batch, strict=strict, spike_capacity=spike_capacity)
         return simulator(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
+
+    def _draws(self) -> dict:
+        """The C target draws the network's counter-based values in its generated code; the others in NumPy."""
+        if self.target != "c":
+            return {}
+        from qgen.targets.c import GeneratedDraws
+
+        return {"draws": GeneratedDraws(self.build)}
 
     def _simulator_class(self) -> type:
         if self.target == "cuda":

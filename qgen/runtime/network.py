@@ -1,22 +1,41 @@
 """A network instance: the IR's populations and projections as NumPy arrays.
 
-Connectivity, weights, delays and initial states are drawn here, once, from counter-based
-Philox streams keyed by (seed, a hash of what is drawn), so that every target simulates the
-same instance and a change in one projection does not shift the random numbers of another.
+Everything is drawn once, from random streams keyed by (seed, what is drawn), so that every target
+simulates the same instance and a change in one projection does not shift the random numbers of
+another. Initial values and the synapses of ``fixed_total_number`` projections come from the
+counter-based streams of :mod:`qgen.runtime.streams`, which the C target draws in its generated
+code (``draws``) and every other target in NumPy, bit for bit alike; the other connectivity rules
+are drawn here from Philox streams.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from functools import cached_property
+from typing import Mapping, Protocol
 
 import numpy as np
 
 from qgen.errors import Code, QgenError
 from qgen.ir.nodes import Initializer, Model, NeuronKind, Population, Projection
+from qgen.runtime import streams
 
 _CHUNK = 1 << 22  # random numbers drawn at once when building connectivity
+MIN_MASS = 1e-3  # of a truncated normal inside its bounds: below, drawing would mostly redraw
+
+
+class Draws(Protocol):
+    """Who draws the counter-based values: :mod:`qgen.runtime.streams` or a target's generated code."""
+
+    def fixed_total_number(self, stream: int, n: int, n_pre: int, n_post: int,
+                           no_autapses: bool) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def uniform(self, stream: int, n: int, low: float, high: float) -> np.ndarray: ...
+
+    def normal(self, stream: int, n: int, mean: float, std: float, low: float, high: float,
+               truncate: bool) -> tuple[np.ndarray, int]: ...
 
 
 @dataclass
@@ -37,9 +56,11 @@ class PopulationData:
 
 @dataclass
 class ProjectionData:
+    """Synapses ordered by pre (by post within a pre, except for fixed_total_number: by draw)."""
+
     spec: Projection
-    pre: np.ndarray  # (S,) int64 presynaptic index, synapses sorted by (pre, post); int32 and sorted by pre
-    post: np.ndarray  # (S,) int64 postsynaptic index                   only for fixed_total_number (compact)
+    out_start: np.ndarray  # (n_pre + 1,) int64: the synapses of presynaptic neuron i are out_start[i:i + 2]
+    post: np.ndarray  # (S,) postsynaptic index (int32 for fixed_total_number, int64 otherwise)
     weight: np.ndarray  # (S,) float64
     delay: np.ndarray  # (S,) float64, ms
 
@@ -49,7 +70,12 @@ class ProjectionData:
 
     @property
     def size(self) -> int:
-        return len(self.pre)
+        return len(self.post)
+
+    @cached_property
+    def pre(self) -> np.ndarray:
+        """(S,) int64 presynaptic index (computed from out_start when asked for)."""
+        return np.repeat(np.arange(len(self.out_start) - 1), np.diff(self.out_start))
 
 
 @dataclass
@@ -78,29 +104,39 @@ def rng(seed: int, *what: str) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=[seed, int.from_bytes(digest[:8], "little")]))
 
 
-def draw(init: Initializer, size: int, gen: np.random.Generator) -> np.ndarray:
+def draw(init: Initializer, size: int, stream: int, draws: Draws = streams) -> np.ndarray:
     """``size`` values from an initialiser (bounds clip for normal, redraw for truncated_normal)."""
     a = dict(init.args)
     if init.kind == "constant":
         return np.full(size, a["value"])
     if init.kind == "uniform":
-        return gen.uniform(a["low"], a["high"], size)
+        return draws.uniform(stream, size, a["low"], a["high"])
     low, high = a.get("min", -np.inf), a.get("max", np.inf)
-    values = gen.normal(a["mean"], a["std"], size)
-    if init.kind == "normal":
-        return np.clip(values, low, high)
-    for _ in range(1000):
-        bad = (values < low) | (values > high)
-        if not bad.any():
-            return values
-        values[bad] = gen.normal(a["mean"], a["std"], int(bad.sum()))
-    raise QgenError(Code.BAD_VALUE, f"{init.loc}: truncated_normal({a['mean']:g}, {a['std']:g}) almost never "
-                    f"falls in [{low:g}, {high:g}]", hint="widen the bounds or move the mean inside them")
+    truncate = init.kind == "truncated_normal"
+    if truncate and size and _mass(a["mean"], a["std"], low, high) < MIN_MASS:
+        raise QgenError(Code.BAD_VALUE, f"{init.loc}: truncated_normal({a['mean']:g}, {a['std']:g}) almost never "
+                        f"falls in [{low:g}, {high:g}]", hint="widen the bounds or move the mean inside them")
+    values, failed = draws.normal(stream, size, a["mean"], a["std"], low, high, truncate)
+    if failed:  # not reached above MIN_MASS: the chance is below e^-700 per value
+        raise QgenError(Code.BAD_VALUE, f"{init.loc}: {failed} values of truncated_normal found no draw inside "
+                        f"[{low:g}, {high:g}] in {streams.MAX_ATTEMPTS} attempts", hint="widen the bounds")
+    return values
+
+
+def _mass(mean: float, std: float, low: float, high: float) -> float:
+    """The probability of [low, high] under a normal law."""
+    if std <= 0:
+        return float(low <= mean <= high)
+    def cdf(x: float) -> float:
+        return 0.5 * math.erfc(-(x - mean) / (std * math.sqrt(2)))
+    return cdf(high) - cdf(low)
 
 
 def instantiate(model: Model, seed: int | None = None,
-                connectivity: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> NetworkData:
-    """Draw the network of ``model``; ``connectivity`` gives (pre, post) for ``explicit`` projections."""
+                connectivity: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                draws: Draws = streams) -> NetworkData:
+    """Draw the network of ``model``; ``connectivity`` gives (pre, post) for ``explicit`` projections;
+    ``draws`` draws the counter-based values of projections (a target's generated builder, or NumPy)."""
     net = model.network
     if net is None:
         raise QgenError(Code.NO_NETWORK, f"model {model.name} has no network to simulate",
@@ -109,33 +145,44 @@ def instantiate(model: Model, seed: int | None = None,
     data = NetworkData(model, seed)
     for pop in net.populations:
         kind = model.kind_of(pop)
-        initial = {var: draw(init, pop.size, rng(seed, "population", pop.name, var)) for var, init in pop.initial}
+        initial = {var: draw(init, pop.size, streams.key(seed, "population", pop.name, var))
+                   for var, init in pop.initial}
         data.populations[pop.name] = PopulationData(pop, kind, pop.parameter_values, initial)
     given = dict(connectivity or {})
     for proj in net.projections:
-        pre, post = _connect(proj, data, seed, given.pop(proj.name, None))
-        weight = draw(proj.weight, len(pre), rng(seed, "projection", proj.name, "weight"))
-        delay = draw(proj.delay, len(pre), rng(seed, "projection", proj.name, "delay"))
-        data.projections[proj.name] = ProjectionData(proj, pre, post, weight, delay)
+        out_start, post = _connect(proj, data, seed, given.pop(proj.name, None), draws)
+        weight = draw(proj.weight, len(post), streams.key(seed, "projection", proj.name, "weight"), draws)
+        delay = draw(proj.delay, len(post), streams.key(seed, "projection", proj.name, "delay"), draws)
+        data.projections[proj.name] = ProjectionData(proj, out_start, post, weight, delay)
     if given:
         raise QgenError(Code.BAD_INPUT, f"connectivity given for unknown or non-explicit projections: "
                         f"{', '.join(given)}", hint="only projections declared 'explicit' take arrays")
     return data
 
 
-def _connect(proj: Projection, data: NetworkData, seed: int,
-             given: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+def _connect(proj: Projection, data: NetworkData, seed: int, given: tuple[np.ndarray, np.ndarray] | None,
+             draws: Draws) -> tuple[np.ndarray, np.ndarray]:
+    """(out_start, post) of a projection."""
     n_pre, n_post = data.populations[proj.pre].size, data.populations[proj.post].size
     rule = proj.connectivity
     same = proj.pre == proj.post
-    gen = rng(seed, "projection", proj.name, "connectivity")
-    if rule.kind == "explicit":
-        return _explicit(proj, given, n_pre, n_post)
-    if rule.kind == "one_to_one":
-        idx = np.arange(n_pre)
-        return idx, idx.copy()
     if rule.kind == "fixed_total_number":
-        return _fixed_total_number(int(rule.arg("n")), n_pre, n_post, same and not rule.autapses, gen)
+        # the frontend refuses a population of one neuron without autapses: a redraw always ends
+        return draws.fixed_total_number(streams.key(seed, "projection", proj.name, "connectivity"),
+                                        int(rule.arg("n")), n_pre, n_post, same and not rule.autapses)
+    if rule.kind == "explicit":
+        pre, post = _explicit(proj, given, n_pre, n_post)
+    elif rule.kind == "one_to_one":
+        pre, post = np.arange(n_pre), np.arange(n_pre)
+    else:
+        pre, post = _draw_pairs(proj, n_pre, n_post, rng(seed, "projection", proj.name, "connectivity"))
+    return np.searchsorted(pre, np.arange(n_pre + 1)).astype(np.int64), post
+
+
+def _draw_pairs(proj: Projection, n_pre: int, n_post: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(pre, post) of all_to_all, fixed_probability and fixed_indegree, sorted by (pre, post)."""
+    rule = proj.connectivity
+    same = proj.pre == proj.post
     if rule.kind == "all_to_all":
         pre, post = np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
     elif rule.kind == "fixed_probability":
@@ -166,24 +213,6 @@ def _connect(proj: Projection, data: NetworkData, seed: int,
         pre, post = pre[keep], post[keep]
     order = np.lexsort((post, pre))
     return pre[order].astype(np.int64), post[order].astype(np.int64)
-
-
-def _fixed_total_number(n: int, n_pre: int, n_post: int, no_autapses: bool,
-                        gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n synapses whose (pre, post) are uniform and independent, multapses allowed (NEST's
-    fixed_total_number). The counts per presynaptic neuron come from one multinomial draw, so the
-    synapses are born ordered by pre and nothing is sorted; within a pre, posts are in draw order.
-    Indices are int32, the compact form the C target binds without a copy."""
-    index = np.int32 if max(n_pre, n_post) < 2 ** 31 - 1 else np.int64
-    per_pre = gen.multinomial(n, np.full(n_pre, 1.0 / n_pre)) if n else np.zeros(n_pre, dtype=np.int64)
-    pre = np.repeat(np.arange(n_pre, dtype=index), per_pre)
-    post = gen.integers(0, n_post, n, dtype=index)
-    if no_autapses:  # redraw the targets of self-connections
-        bad = np.nonzero(post == pre)[0]
-        while len(bad):
-            post[bad] = gen.integers(0, n_post, len(bad), dtype=index)
-            bad = bad[post[bad] == pre[bad]]
-    return pre, post
 
 
 def _explicit(proj: Projection, given, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:

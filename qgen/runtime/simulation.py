@@ -132,9 +132,8 @@ class Simulation:
         for name, proj in self._projs.items():
             data, q = self.data.projections[name], proj["prefix"]
             n_pre = self._pops[proj["pre"]]["size"]
-            self._bind(f"{q}_pre", data.pre)
             self._bind(f"{q}_post", data.post)
-            self._bind(f"{q}_out_start", np.searchsorted(data.pre, np.arange(n_pre + 1)))
+            self._bind(f"{q}_out_start", data.out_start)
             self._bind(f"{q}_weight", data.weight)
             self._bind(f"{q}_delay", data.delay)
             if f"{q}_part_syn" in self._fields:  # where threads share the trial: its synapses by thread

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from qgen.codegen.fingerprint import template_hash
 from qgen.codegen.layout import Field
 from qgen.errors import Code, QgenError
@@ -67,6 +69,40 @@ class CBuild:
     @property
     def precision(self) -> str:
         return self.manifest["precision"]
+
+
+class GeneratedDraws:
+    """The network builder of a C build (templates/c/network.c.j2): the counter-based draws of
+    :mod:`qgen.runtime.streams` on every core, into arrays allocated here and bound without a copy."""
+
+    def __init__(self, build: CBuild) -> None:
+        self.lib, self.ffi = build.lib, build.ffi
+
+    def _pointer(self, array: np.ndarray):
+        return self.ffi.cast({np.dtype(np.int64): "int64_t *", np.dtype(np.int32): "int32_t *",
+                              np.dtype(np.float64): "double *"}[array.dtype], array.ctypes.data)
+
+    def fixed_total_number(self, stream: int, n: int, n_pre: int, n_post: int,
+                           no_autapses: bool) -> tuple[np.ndarray, np.ndarray]:
+        out_start, post = np.empty(n_pre + 1, np.int64), np.empty(n, np.int32)
+        if self.lib.qgen_fixed_total_number(stream, n, n_pre, n_post, int(no_autapses), self._pointer(out_start),
+                                            self._pointer(post)):
+            raise QgenError(Code.MODEL_RUNTIME, f"out of memory drawing {n} synapses")
+        return out_start, post
+
+    def uniform(self, stream: int, n: int, low: float, high: float) -> np.ndarray:
+        out = np.empty(n)
+        self.lib.qgen_draw_uniform(stream, n, low, high, self._pointer(out))
+        return out
+
+    def normal(self, stream: int, n: int, mean: float, std: float, low: float, high: float,
+               truncate: bool) -> tuple[np.ndarray, int]:
+        from qgen.runtime.streams import MAX_ATTEMPTS
+
+        out = np.empty(n)
+        failed = self.lib.qgen_draw_normal(stream, n, mean, std, low, high, int(truncate), MAX_ATTEMPTS,
+                                           self._pointer(out))
+        return out, int(failed)
 
 
 @functools.cache

@@ -48,8 +48,7 @@ typedef struct {
     double *pop1_I_spike_times;  /* [B][200][C1] recorded spike times (ms) */
     int32_t *pop1_I_spike_count;  /* [B][200] spikes recorded */
     int64_t *pop1_I_spike_overflow;  /* [B][200] spikes that did not fit */
-    int32_t *prj0_E__E_pre;  /* [S0] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj0_E__E_post;  /* [S0] postsynaptic neuron */
+    int32_t *prj0_E__E_post;  /* [S0] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj0_E__E_out_start;  /* [801] first synapse of each presynaptic neuron */
     real *prj0_E__E_weight;  /* [S0] weights */
     double *prj0_E__E_delay;  /* [S0] delays (ms) */
@@ -57,8 +56,7 @@ typedef struct {
     int32_t *prj0_E__E_delay_steps;  /* [S0] delays in steps (qgen_prepare) */
     int32_t *prj0_E__E_part_syn;  /* [S0] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
     int64_t *prj0_E__E_part_start;  /* [threads][801] first of part_syn per thread and presynaptic neuron */
-    int32_t *prj1_E__I_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj1_E__I_post;  /* [S1] postsynaptic neuron */
+    int32_t *prj1_E__I_post;  /* [S1] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj1_E__I_out_start;  /* [801] first synapse of each presynaptic neuron */
     real *prj1_E__I_weight;  /* [S1] weights */
     double *prj1_E__I_delay;  /* [S1] delays (ms) */
@@ -66,8 +64,7 @@ typedef struct {
     int32_t *prj1_E__I_delay_steps;  /* [S1] delays in steps (qgen_prepare) */
     int32_t *prj1_E__I_part_syn;  /* [S1] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
     int64_t *prj1_E__I_part_start;  /* [threads][801] first of part_syn per thread and presynaptic neuron */
-    int32_t *prj2_I__E_pre;  /* [S2] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj2_I__E_post;  /* [S2] postsynaptic neuron */
+    int32_t *prj2_I__E_post;  /* [S2] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj2_I__E_out_start;  /* [201] first synapse of each presynaptic neuron */
     real *prj2_I__E_weight;  /* [S2] weights */
     double *prj2_I__E_delay;  /* [S2] delays (ms) */
@@ -75,8 +72,7 @@ typedef struct {
     int32_t *prj2_I__E_delay_steps;  /* [S2] delays in steps (qgen_prepare) */
     int32_t *prj2_I__E_part_syn;  /* [S2] where threads share a trial: the synapses grouped by the thread of their target, then by pre (qgen_partition; one element otherwise) */
     int64_t *prj2_I__E_part_start;  /* [threads][201] first of part_syn per thread and presynaptic neuron */
-    int32_t *prj3_I__I_pre;  /* [S3] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj3_I__I_post;  /* [S3] postsynaptic neuron */
+    int32_t *prj3_I__I_post;  /* [S3] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj3_I__I_out_start;  /* [201] first synapse of each presynaptic neuron */
     real *prj3_I__I_weight;  /* [S3] weights */
     double *prj3_I__I_delay;  /* [S3] delays (ms) */
@@ -334,6 +330,41 @@ static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t first, int64_t last,
     }
     return QGEN_OK;
 }
+
+/* ------------------------------------------------------------------ counter-based random streams */
+/* SplitMix64's finaliser: the hash of every counter-based stream (qgen/runtime/streams.py). */
+static inline uint64_t qgen_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------------ the network builder */
+/* NumPy rounds a·b + c twice: so must these functions (no fused multiply-add). Nothing here traps,
+   so floating-point work may run where a select discards it: the loops become branch-free and vectorise. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
+
+/* mix(K + (i + 1)·G): value i's base, from which each attempt a hashes h(i, a). */
+static inline uint64_t stream_base(uint64_t key, int64_t i)
+{
+    return qgen_mix64(key + (uint64_t)(i + 1) * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+static inline uint64_t stream_hash(uint64_t base, int64_t attempt)
+{
+    return qgen_mix64(base + (uint64_t)(attempt + 1) * UINT64_C(0xD1B54A32D192ED03));
+}
+
+/* n values uniform on [low, high). */
+static void qgen_draw_uniform(uint64_t key, int64_t n, double low, double high, double *out)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = low + (high - low) * ((double)(stream_hash(stream_base(key, i), 0) >> 11) * 0x1p-53);
+}
+#pragma GCC pop_options
 
 /* ------------------------------------------------------------------ populations */
 

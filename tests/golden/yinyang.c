@@ -51,8 +51,7 @@ typedef struct {
     real *pop2_out_params;  /* [2] parameters */
     real *pop2_out_derived;  /* [29] computed from the parameters by qgen_prepare */
     real *pop2_out_trace_v;  /* [B][T][3] v per step */
-    int32_t *prj0_inp__hid_pre;  /* [S0] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj0_inp__hid_post;  /* [S0] postsynaptic neuron */
+    int32_t *prj0_inp__hid_post;  /* [S0] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj0_inp__hid_out_start;  /* [6] first synapse of each presynaptic neuron */
     real *prj0_inp__hid_weight;  /* [S0] weights */
     double *prj0_inp__hid_delay;  /* [S0] delays (ms) */
@@ -63,8 +62,7 @@ typedef struct {
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
     int64_t *prj0_inp__hid_next_due;  /* [B][120] no event due before this step, per target (INT64_MAX: none queued; 0: not looked at yet) */
-    int32_t *prj1_hid__out_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron */
+    int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj1_hid__out_out_start;  /* [121] first synapse of each presynaptic neuron */
     real *prj1_hid__out_weight;  /* [S1] weights */
     double *prj1_hid__out_delay;  /* [S1] delays (ms) */
@@ -747,6 +745,107 @@ static inline int gather_prj1_hid__out(qgen_state *s, int64_t b, int64_t target,
     *list = 0;
     return QGEN_OK;
 }
+
+/* ------------------------------------------------------------------ counter-based random streams */
+/* SplitMix64's finaliser: the hash of every counter-based stream (qgen/runtime/streams.py). */
+static inline uint64_t qgen_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------------ the network builder */
+/* NumPy rounds a·b + c twice: so must these functions (no fused multiply-add). Nothing here traps,
+   so floating-point work may run where a select discards it: the loops become branch-free and vectorise. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
+
+/* mix(K + (i + 1)·G): value i's base, from which each attempt a hashes h(i, a). */
+static inline uint64_t stream_base(uint64_t key, int64_t i)
+{
+    return qgen_mix64(key + (uint64_t)(i + 1) * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+static inline uint64_t stream_hash(uint64_t base, int64_t attempt)
+{
+    return qgen_mix64(base + (uint64_t)(attempt + 1) * UINT64_C(0xD1B54A32D192ED03));
+}
+
+/* n values uniform on [low, high). */
+static void qgen_draw_uniform(uint64_t key, int64_t n, double low, double high, double *out)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = low + (high - low) * ((double)(stream_hash(stream_base(key, i), 0) >> 11) * 0x1p-53);
+}
+
+/* ln(s) of a positive normal number from exact operations only (the C library's log may differ
+   from NumPy's in the last bit), without branches so that loops over it vectorise:
+   s = m·2^e, m in [√½, √2); ln(m) = 2f·Σ f^(2k)/(2k+1), f = (m − 1)/(m + 1). */
+static inline double stream_log(double s)
+{
+    uint64_t bits;
+    memcpy(&bits, &s, sizeof bits);
+    double m;
+    const uint64_t mantissa = (bits & UINT64_C(0x000FFFFFFFFFFFFF)) | UINT64_C(0x3FE0000000000000);  /* in [½, 1) */
+    memcpy(&m, &mantissa, sizeof m);
+    const int64_t e = (int64_t)((bits >> 52) & 0x7FF) - 1022;
+    const int low = m < 0.7071067811865476;
+    m = low ? m * 2.0 : m;
+    const double f = (m - 1.0) / (m + 1.0), f2 = f * f;
+    double p = 0.04;
+    p = p * f2 + 0.043478260869565216;
+    p = p * f2 + 0.047619047619047616;
+    p = p * f2 + 0.05263157894736842;
+    p = p * f2 + 0.058823529411764705;
+    p = p * f2 + 0.06666666666666667;
+    p = p * f2 + 0.07692307692307693;
+    p = p * f2 + 0.09090909090909091;
+    p = p * f2 + 0.1111111111111111;
+    p = p * f2 + 0.14285714285714285;
+    p = p * f2 + 0.2;
+    p = p * f2 + 0.3333333333333333;
+    p = p * f2 + 1.0;
+    const double t = f * p;
+    return (t + t) + (double)(e - low) * 0.6931471805599453;
+}
+
+/* Attempt h of the polar method: mean + std·z, or NAN where s ≥ 1, or outside [low, high] with
+   truncate (clipped to it otherwise). */
+static inline double polar_attempt(uint64_t h, double mean, double std, double low, double high, int truncate)
+{
+    const double x = ((double)(h >> 32) + 0.5) * 0x1p-31 - 1.0;
+    const double y = ((double)(h & 0xFFFFFFFFu) + 0.5) * 0x1p-31 - 1.0;
+    const double s = x * x + y * y;
+    const double r = s < 1.0 ? s : 0.5;
+    const double value = mean + std * (x * sqrt(-2.0 * stream_log(r) / r));
+    const double clipped = value < low ? low : (value > high ? high : value);
+    const int accepted = (s < 1.0) & (truncate ? (value >= low) & (value <= high) : 1);  /* no branch: vectorises */
+    return accepted ? (truncate ? value : clipped) : NAN;
+}
+
+/* n values of a normal law (the polar method), clipped to [low, high] or, with truncate, redrawn
+   into it; returns how many found no acceptable draw in max_attempts. First attempts for every
+   value (a loop that vectorises), then further attempts for the few that were rejected. */
+static int64_t qgen_draw_normal(uint64_t key, int64_t n, double mean, double std, double low, double high,
+                                int truncate, int64_t max_attempts, double *out)
+{
+    int64_t failed = 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = polar_attempt(stream_hash(stream_base(key, i), 0), mean, std, low, high, truncate);
+#pragma omp parallel for schedule(static) reduction(+ : failed)
+    for (int64_t i = 0; i < n; ++i) {
+        if (!isnan(out[i])) continue;
+        const uint64_t base = stream_base(key, i);
+        for (int64_t attempt = 1; attempt < max_attempts && isnan(out[i]); ++attempt)
+            out[i] = polar_attempt(stream_hash(base, attempt), mean, std, low, high, truncate);
+        failed += isnan(out[i]);
+    }
+    return failed;
+}
+#pragma GCC pop_options
 
 /* ------------------------------------------------------------------ the gradient tape */
 

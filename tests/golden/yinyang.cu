@@ -52,8 +52,7 @@ typedef struct {
     double *pop2_out_ev_key;  /* [B][3][E2] due events of a step: times */
     int64_t *pop2_out_ev_ord;  /* [B][3][E2] projection << 32 | synapse */
     real *pop2_out_ev_w;  /* [B][3][E2] weights */
-    int32_t *prj0_inp__hid_pre;  /* [S0] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj0_inp__hid_post;  /* [S0] postsynaptic neuron */
+    int32_t *prj0_inp__hid_post;  /* [S0] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj0_inp__hid_out_start;  /* [6] first synapse of each presynaptic neuron */
     real *prj0_inp__hid_weight;  /* [S0] weights */
     double *prj0_inp__hid_delay;  /* [S0] delays (ms) */
@@ -65,8 +64,7 @@ typedef struct {
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
     int64_t *prj0_inp__hid_next_due;  /* [B][120] no event due before this step, per target (INT64_MAX: none queued; 0: not looked at yet) */
-    int32_t *prj1_hid__out_pre;  /* [S1] presynaptic neuron, synapses ordered by (pre, post) */
-    int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron */
+    int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj1_hid__out_out_start;  /* [121] first synapse of each presynaptic neuron */
     real *prj1_hid__out_weight;  /* [S1] weights */
     double *prj1_hid__out_delay;  /* [S1] delays (ms) */
