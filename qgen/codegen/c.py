@@ -297,7 +297,7 @@ def generate(model: Model, precision: str, version: str) -> GeneratedC:
         model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
         version=version, struct=struct, kinds=list(kinds.values()), populations=pops, projections=projections,
         buckets=FIFO_BUCKETS, uses_backgrounds=bool(model.network.backgrounds), draws=draws,
-        sqrt_half=streams.SQRT_HALF, ln2=streams.LN2, log_series=streams.LOG_SERIES,
+        streams=streams,
         uses_events=any(not p.summing for p in projections),
         uses_spikes=any(p.kind is None or p.kind.analysis.threshold is not None for p in pops if p.outgoing),
         grad=grad is not None,

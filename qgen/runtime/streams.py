@@ -13,11 +13,14 @@ here, with the same result bit for bit:
   a = 0, or without autapses the first attempt with post ≠ pre. The synapses are then ordered by
   pre, and by k within a pre (a stable counting sort).
 - ``uniform(low, high)``: low + (high − low)·u with u = (h(i, 0) >> 11)·2^-53.
-- ``normal(mean, std)``: Marsaglia's polar method on attempts a = 0, 1, …: x = (hi + ½)·2^-31 − 1,
-  y = (lo + ½)·2^-31 − 1 (both exact), s = x² + y², accepted if s < 1; z = x·√(−2·ln(s)/s) and the
-  value mean + std·z, clipped to the bounds, or (``truncated_normal``) redrawn with the next
-  attempt while outside them. ``ln`` is :func:`log`, made of IEEE-exact operations only, because
-  the C library's ``log`` and NumPy's may differ in the last bit.
+- ``normal(mean, std)``: the ziggurat of Marsaglia & Tsang in Doornik's form (ZIGNOR, 256 blocks;
+  tables below, computed with this module's own ``exp`` and ``log``) on attempts a = 0, 1, …:
+  block i = h & 255, u = ((h >> 12) + ½)·2^-51 − 1 (exact, in (−1, 1)); accepted at once if
+  |u| < ratio[i] (99 % of draws): z = u·x[i]. Otherwise the wedge test with u₂ from h(h, 0), or
+  in block 0 the tail beyond r, sampled from the hashes h(h, 2k), h(h, 2k + 1), k = 0, 1, ….
+  The value mean + std·z is clipped to the bounds, or (``truncated_normal``) redrawn with the
+  next attempt while outside them. ``exp`` and ``log`` are made of IEEE-exact operations only,
+  because the C library's and NumPy's may differ in the last bit.
 
 Every operation is one IEEE double operation, in the order written here; the C twin is compiled
 without contracting a·b + c into one fused multiply-add, which rounds once instead of twice.
@@ -26,6 +29,7 @@ without contracting a·b + c into one fused multiply-add, which rounds once inst
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 
@@ -39,6 +43,11 @@ SQRT_HALF = 0.7071067811865476
 LN2 = 0.6931471805599453
 # ln(m) = 2f·Σ f^(2k)/(2k+1), f = (m − 1)/(m + 1), |f| ≤ 0.172 for m in [√½, √2): 13 terms reach 2^-60
 LOG_SERIES = tuple(1.0 / (2 * k + 1) for k in range(13))
+# exp(t) = 2^k·exp(r), r = t − k·ln 2 in two parts (fdlibm's), |r| ≤ 0.35: 14 Taylor terms reach 2^-57
+INV_LN2, LN2_HI, LN2_LO = 1.4426950408889634, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+EXP_SERIES = tuple(1.0 / math.factorial(k) for k in range(14))
+ZIG_R, ZIG_V = 3.6541528853610088, 0.00492867323399  # the tail's start and each block's area (256 blocks)
+TAIL_ATTEMPTS = 64  # pairs drawn for a tail value before the attempt is given up (P(reject) < 0.1 each)
 
 _U64 = np.uint64
 
@@ -96,6 +105,68 @@ def log(s: np.ndarray) -> np.ndarray:
     return (t + t) + e * LN2
 
 
+def exp(t: np.ndarray) -> np.ndarray:
+    """e^t for moderate t, to a few ulp, from exact operations only."""
+    k = np.floor(t * INV_LN2 + 0.5)
+    r = (t - k * LN2_HI) - k * LN2_LO
+    p = np.full_like(r, EXP_SERIES[-1])
+    for c in EXP_SERIES[-2::-1]:
+        p = p * r + c
+    return np.ldexp(p, k.astype(np.int64))
+
+
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
+    """x[0..256] (x[0] = V/f(r), x[1] = r, x[256] = 0) and ratio[i] = x[i + 1]/x[i], f(x) = e^(-x²/2)."""
+    x = np.zeros(257)
+    f = exp(np.array([-0.5 * ZIG_R * ZIG_R]))[0]
+    x[0], x[1] = ZIG_V / f, ZIG_R
+    for i in range(2, 256):
+        x[i] = math.sqrt(-2.0 * log(np.array([ZIG_V / x[i - 1] + f]))[0])
+        f = exp(np.array([-0.5 * x[i] * x[i]]))[0]
+    return x, x[1:] / x[:-1]
+
+
+ZIG_X, ZIG_RATIO = _ziggurat_tables()
+
+
+def ziggurat(h: np.ndarray) -> np.ndarray:
+    """One attempt of the ziggurat per hash: a standard normal value, or NaN where rejected."""
+    i = (h & _U64(255)).astype(np.intp)
+    u = ((h >> _U64(12)).astype(np.float64) + 0.5) * 2.0 ** -51 - 1.0
+    z = np.full(len(h), np.nan)
+    rectangle = np.abs(u) < ZIG_RATIO[i]
+    z[rectangle] = u[rectangle] * ZIG_X[i[rectangle]]
+    wedge = ~rectangle & (i != 0)
+    if wedge.any():
+        iw = i[wedge]
+        x = u[wedge] * ZIG_X[iw]
+        x2 = x * x
+        f0 = exp(-0.5 * (ZIG_X[iw] * ZIG_X[iw] - x2))
+        f1 = exp(-0.5 * (ZIG_X[iw + 1] * ZIG_X[iw + 1] - x2))
+        u2 = (hashes(h[wedge], 0) >> _U64(11)).astype(np.float64) * 2.0 ** -53
+        z[wedge] = np.where(f1 + u2 * (f0 - f1) < 1.0, x, np.nan)
+    tail = ~rectangle & (i == 0)
+    if tail.any():
+        z[tail] = _tail(h[tail], u[tail] < 0.0)
+    return z
+
+
+def _tail(h: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """Values beyond ±r (Marsaglia's tail method), NaN where TAIL_ATTEMPTS pairs were all rejected."""
+    out, pending = np.full(len(h), np.nan), np.arange(len(h))
+    for k in range(TAIL_ATTEMPTS):
+        if not len(pending):
+            break
+        u1 = ((hashes(h[pending], 2 * k) >> _U64(12)).astype(np.float64) + 0.5) * 2.0 ** -52
+        u2 = ((hashes(h[pending], 2 * k + 1) >> _U64(12)).astype(np.float64) + 0.5) * 2.0 ** -52
+        x, y = log(u1) / ZIG_R, log(u2)
+        accepted = -2.0 * y >= x * x
+        value = np.where(negative[pending], x - ZIG_R, ZIG_R - x)
+        out[pending[accepted]] = value[accepted]
+        pending = pending[~accepted]
+    return out
+
+
 def fixed_total_number(stream: int, n: int, n_pre: int, n_post: int,
                        no_autapses: bool) -> tuple[np.ndarray, np.ndarray]:
     """(out_start, post) of n synapses with uniform, independent ends (multapses allowed), ordered by pre."""
@@ -144,13 +215,9 @@ def normal(stream: int, n: int, mean: float, std: float, low: float, high: float
         values = np.empty(len(base))
         pending, attempt = np.arange(len(base)), 0
         while len(pending) and attempt < MAX_ATTEMPTS:
-            h = hashes(base[pending], attempt)
-            x = ((h >> _U64(32)).astype(np.float64) + 0.5) * 2.0 ** -31 - 1.0
-            y = ((h & _U64(0xFFFFFFFF)).astype(np.float64) + 0.5) * 2.0 ** -31 - 1.0
-            s = x * x + y * y
-            inside = s < 1.0
-            s = np.where(inside, s, 0.5)
-            value = mean + std * (x * np.sqrt(-2.0 * log(s) / s))
+            z = ziggurat(hashes(base[pending], attempt))
+            inside = ~np.isnan(z)
+            value = mean + std * np.where(inside, z, 0.0)
             if truncate:
                 inside &= (value >= low) & (value <= high)
             else:
