@@ -5,8 +5,7 @@ source g for neuron j in step n is the inverse of the Poisson CDF of λ = rate·
 number u, and u comes from a hash of the counter (key_g, n, j), where key_g depends on the seed
 and on the source (its population and index):
 
-    h_n = mix(key_g + (n + 1)·G)          G = 0x9E3779B97F4A7C15 (SplitMix64's increment)
-    h   = mix(h_n + (j + 1)·H)            H = 0xD1B54A32D192ED03
+    h   = mix(mix(key_g + (n + 1)·G) + (j + 1)·H)   the streams' h(n, j) (qgen/runtime/streams.py)
     u   = (h >> 11) · 2^-53               in [0, 1), exact in float64
     k   = #{i : cdf[i] <= u}              cdf[i] = P(K <= i), one table per source
 
@@ -21,10 +20,8 @@ import math
 import numpy as np
 
 from qgen.ir.nodes import Background
-from qgen.runtime.streams import GOLDEN, mix, mix_array
+from qgen.runtime.streams import bases, hashes
 from qgen.runtime.streams import key as stream_key
-
-NEURON = 0xD1B54A32D192ED03
 
 
 def key(seed: int, bg: Background) -> int:
@@ -48,10 +45,7 @@ def cdf_table(mean: float) -> np.ndarray:
 
 def counts(source_key: int, step: int, size: int, cdf: np.ndarray) -> np.ndarray:
     """The counts of one source for neurons 0..size-1 in step ``step`` (int64)."""
-    with np.errstate(over="ignore"):
-        h_step = mix(source_key + (step + 1) * GOLDEN)
-        j = np.arange(1, size + 1, dtype=np.uint64)
-        h = mix_array(np.uint64(h_step) + j * np.uint64(NEURON))
+    h = hashes(bases(source_key, np.array([step])), np.arange(size))
     u = (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
     return np.searchsorted(cdf, u, side="right").astype(np.int64)
 

@@ -332,19 +332,13 @@ static int push_prj3_I__I(qgen_state *s, int64_t b, int64_t first, int64_t last,
 }
 
 /* ------------------------------------------------------------------ counter-based random streams */
-/* SplitMix64's finaliser: the hash of every counter-based stream (qgen/runtime/streams.py). */
+/* SplitMix64's finaliser and the hash h(i, a) of every counter-based stream (qgen/runtime/streams.py). */
 static inline uint64_t qgen_mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
     return z ^ (z >> 31);
 }
-
-/* ------------------------------------------------------------------ the network builder */
-/* NumPy rounds a·b + c twice: so must these functions (no fused multiply-add). Nothing here traps,
-   so floating-point work may run where a select discards it: the loops become branch-free and vectorise. */
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 
 /* mix(K + (i + 1)·G): value i's base, from which each attempt a hashes h(i, a). */
 static inline uint64_t stream_base(uint64_t key, int64_t i)
@@ -356,6 +350,12 @@ static inline uint64_t stream_hash(uint64_t base, int64_t attempt)
 {
     return qgen_mix64(base + (uint64_t)(attempt + 1) * UINT64_C(0xD1B54A32D192ED03));
 }
+
+/* ------------------------------------------------------------------ the network builder */
+/* NumPy rounds a·b + c twice: so must these functions (no fused multiply-add). Nothing here traps,
+   so floating-point work may run where a select discards it: the loops become branch-free and vectorise. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off", "no-trapping-math")
 
 /* n values uniform on [low, high). */
 static void qgen_draw_uniform(uint64_t key, int64_t n, double low, double high, double *out)
