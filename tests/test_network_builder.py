@@ -18,6 +18,7 @@ import qgen
 from qgen.errors import Code, QgenError
 from qgen.runtime import streams
 from qgen.runtime.network import instantiate
+from qgen.targets import builder as network_builder
 from qgen.targets.c import GeneratedDraws
 
 MODEL = """
@@ -63,8 +64,11 @@ def digest(data) -> str:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2 ** 40 + 7])
-def test_the_generated_builder_draws_what_numpy_draws(compiled, seed):
-    generated = instantiate(compiled.model, seed, draws=GeneratedDraws(compiled.build))
+@pytest.mark.parametrize("builder", ["model", "alone"])
+def test_the_generated_builder_draws_what_numpy_draws(folder, compiled, seed, builder):
+    """The builder printed into the C build, and the one compiled alone for the cuda and jax targets."""
+    draws = GeneratedDraws(compiled.build) if builder == "model" else network_builder.draws(folder / "generated")
+    generated = instantiate(compiled.model, seed, draws=draws)
     reference = instantiate(compiled.model, seed)
     for name, proj in reference.projections.items():
         for field in FIELDS:
@@ -93,6 +97,16 @@ def test_the_builder_draws_the_same_network_on_any_number_of_threads(folder, com
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == digest(instantiate(compiled.model, 5))
+
+
+def test_the_jax_target_draws_with_the_builder_compiled_alone(folder, compiled, monkeypatch):
+    calls = []
+    monkeypatch.setattr(GeneratedDraws, "uniform", lambda self, *args: calls.append(args) or streams.uniform(*args))
+    jax_model = qgen.load(folder / "builder.snn", "jax", out=folder / "generated", runtime=False)
+    assert digest(instantiate(jax_model.model, 4, **jax_model._draws())) == digest(instantiate(compiled.model, 4))
+    assert len(calls) == 3  # the uniform weights of a->a and b->a and the delays of b->a: the builder drew them
+    reference = qgen.load(folder / "builder.snn", "reference")
+    assert reference._draws() == {}  # the reference stays NumPy's
 
 
 def test_the_c_simulation_binds_the_drawn_arrays_without_a_copy(compiled):

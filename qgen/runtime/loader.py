@@ -19,8 +19,8 @@ TARGETS = ("c", "cuda", "jax", "reference")
 class CompiledModel:
     """A model ready to simulate on one target."""
 
-    def __init__(self, model: Model, target: str, build=None) -> None:
-        self.model, self.target, self.build = model, target, build
+    def __init__(self, model: Model, target: str, build=None, out: str | Path = "generated") -> None:
+        self.model, self.target, self.build, self.out = model, target, build, out
 
     @property
     def name(self) -> str:
@@ -51,12 +51,20 @@ class CompiledModel:
         return simulator(self.build, data, batch=batch, strict=strict, spike_capacity=spike_capacity, **options)
 
     def _draws(self) -> dict:
-        """The C target draws the network's counter-based values in its generated code; the others in NumPy."""
-        if self.target != "c":
-            return {}
-        from qgen.targets.c import GeneratedDraws
+        """Who draws the network's counter-based values: the C target its generated code, the cuda
+        and jax targets the builder compiled alone (where a C compiler works), the reference NumPy."""
+        if self.target == "c":
+            from qgen.targets.c import GeneratedDraws
 
-        return {"draws": GeneratedDraws(self.build)}
+            return {"draws": GeneratedDraws(self.build)}
+        from qgen.codegen.c import network_draws
+
+        if self.target == "reference" or not network_draws(self.model):
+            return {}
+        from qgen.targets.builder import draws
+
+        generated = draws(self.out)
+        return {"draws": generated} if generated is not None else {}
 
     def _simulator_class(self) -> type:
         if self.target == "cuda":
@@ -124,8 +132,8 @@ def load(path: str | Path, target: str = "c", *, precision: str = "float64",
 
     cached = None if force else builder.load_cached(model, precision, out)
     if cached is not None:
-        return CompiledModel(model, target, cached)
+        return CompiledModel(model, target, cached, out)
     from qgen.analysis import check_model
 
     check_model(model, sources)
-    return CompiledModel(model, target, builder.build(model, precision, out, force=force))
+    return CompiledModel(model, target, builder.build(model, precision, out, force=force), out)

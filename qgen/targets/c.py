@@ -75,8 +75,8 @@ class GeneratedDraws:
     """The network builder of a C build (templates/c/network.c.j2): the counter-based draws of
     :mod:`qgen.runtime.streams` on every core, into arrays allocated here and bound without a copy."""
 
-    def __init__(self, build: CBuild) -> None:
-        self.lib, self.ffi = build.lib, build.ffi
+    def __init__(self, module) -> None:  # a CBuild, or the cffi module of qgen.targets.builder
+        self.lib, self.ffi = module.lib, module.ffi
 
     def _pointer(self, array: np.ndarray):
         return self.ffi.cast({np.dtype(np.int64): "int64_t *", np.dtype(np.int32): "int32_t *",
