@@ -111,7 +111,8 @@ def test_build_writes_the_source_the_cubin_and_a_manifest_and_caches(tmp_path):
     build = cuda_target.build(model, "float64", tmp_path)
     assert build.source.is_file() and build.cubin.stat().st_size > 0
     assert build.manifest["compile_flags"][:2] == ["-cubin", "-arch=sm_90"]
-    assert {f["lifetime"] for f in build.manifest["layout"]} == {"network", "run", "input", "device"}
+    assert {f["lifetime"] for f in build.manifest["layout"]} == {"network", "run", "input", "device", "backward"}
+    assert build.manifest["plan"]["gradients"] == "cuda" and build.manifest["kernels"]["backward"] == "qgen_backward"
     stamp = build.cubin.stat().st_mtime_ns
     again = cuda_target.build(model, "float64", tmp_path)  # cached: nothing regenerated or recompiled
     assert again.cubin.stat().st_mtime_ns == stamp

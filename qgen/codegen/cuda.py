@@ -199,14 +199,18 @@ def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict
         "push_pre": "qgen_push_pre" if any(pre_side(j) or staged(j) for j in projections) else None,
         "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
         "steps": "qgen_steps",  # all of the above for several steps, a few blocks per trial
+    "backward": "qgen_backward",  # a block of one thread per trial (builds with a backward pass)
         "threads": THREADS,
     }
 
 
 def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
+    from qgen.codegen.adjoint_c import adjoint_functions, gradient_plan, gradient_unsupported
+
     pops, projections, kinds = plan(model, precision)
-    fields = layout(model, pops, projections)
-    scalar_fields = scalars(pops, projections)
+    grad = gradient_plan(model, precision, pops, projections)  # the C target's tape and backward pass
+    fields = layout(model, pops, projections) + (grad.fields if grad else [])
+    scalar_fields = scalars(pops, projections) + ([name for name, _ in grad.scalars] if grad else [])
     env = _environment()
     real = "double" if precision == "float64" else "float"
     source = env.get_template("model.cu.j2").render(
@@ -215,9 +219,11 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
         projections=projections, pre_side=pre_side, staged=staged, threads=THREADS,
         pre=[j for j in projections if pre_side(j) or staged(j)], any_staged=any(staged(j) for j in projections),
         pre_sources={j.pre.index for j in projections if pre_side(j) or staged(j)},
-        inputs=[p for p in pops if p.kind is None and p.outgoing], uses_backgrounds=bool(model.network.backgrounds))
+        inputs=[p for p in pops if p.kind is None and p.outgoing], uses_backgrounds=bool(model.network.backgrounds),
+        grad=grad is not None,
+        adjoints=[adjoint_functions(k.analysis, precision) for k in kinds.values()] if grad else [])
     info = summary(pops, projections)
-    info["gradients"] = "the cuda target has no backward pass yet; gradients run on the c and reference targets"
+    info["gradients"] = gradient_unsupported(model, pops, precision) or "cuda"
     for entry, pop in zip(info["populations"], pops):
         entry["listed"] = [j.index for j in pop.incoming if not j.summing]
     for entry, proj in zip(info["projections"], projections):

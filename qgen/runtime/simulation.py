@@ -353,7 +353,7 @@ class Simulation:
 
     @property
     def _differentiable(self) -> bool:
-        return self._plan.get("gradients") == "c"
+        return self._plan.get("gradients") in ("c", "cuda")  # the targets that print templates/c/adjoint.c.j2
 
     def _need_states(self) -> bool:
         """Parameter gradients need the state along the way: checkpoints and a replay of each segment."""

@@ -47,6 +47,7 @@ FUSED_THREADS = 256  # threads per block of qgen_steps
 FUSED_NEURONS_PER_THREAD = 1  # qgen_steps takes a block per FUSED_THREADS × this many neurons of the largest population
 FUSED_MAX_NEURONS = 2048  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
+DEFAULT_HEAP_MB = 1024  # the device heap of the backward pass (QGEN_CUDA_HEAP_MB)
 WINDOW_LIST_BYTES = 256 << 20  # the most device memory qgen_steps's spike lists take for windows of several steps
 _CODEGEN = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,10 @@ class _Lib:
     @staticmethod
     def qgen_run(state, steps: int, errors) -> int:
         return state.device.run(int(steps), errors)
+
+    @staticmethod
+    def qgen_backward(state, errors) -> int:
+        return state.device.backward(errors)
 
 
 @dataclass
@@ -273,7 +278,16 @@ def _driver():
                         hint="run on a machine with an NVIDIA GPU (qgen build --target cuda compiles without one)")
     import pycuda.autoprimaryctx  # noqa: F401  (the default device's primary context, popped at exit)
 
+    try:  # the backward pass's scratch (templates/cuda/adjoint.cu.j2); fixed before the first kernel runs
+        cuda.Context.set_limit(cuda.limit.MALLOC_HEAP_SIZE, heap_bytes())
+    except Exception:  # a kernel with malloc already ran in this context: its heap stays
+        pass
     return cuda
+
+
+def heap_bytes() -> int:
+    """The device heap that backward passes allocate from (QGEN_CUDA_HEAP_MB, default 1024 MiB)."""
+    return int(os.environ.get("QGEN_CUDA_HEAP_MB", DEFAULT_HEAP_MB)) << 20
 
 
 _MODULES: dict[str, object] = {}  # module name (it holds the cache key) -> the loaded cubin
@@ -317,6 +331,8 @@ class Device:
             if name:
                 self.kernels[name] = self.module.get_function(name).prepare("q")
         self.kernels[plan["steps"]] = self.module.get_function(plan["steps"]).prepare("qq")
+        if self.build.manifest["plan"].get("gradients") == "cuda":
+            self.kernels[plan["backward"]] = self.module.get_function(plan["backward"]).prepare("q")
         self.plan = plan
         largest = max((p["size"] for p in self.build.manifest["plan"]["populations"] if p["kind"] is not None),
                       default=0)
@@ -371,8 +387,8 @@ class Device:
         scalars = self.build.scalars
         words = np.zeros(len(scalars) + len(self.sim._fields), dtype=np.uint64)
         words[:len(scalars)] = np.array([int(getattr(state, name, 0)) for name in scalars], dtype=np.int64).view(np.uint64)
-        for k, field in enumerate(self.sim._fields.values()):
-            words[len(scalars) + k] = int(self.buffers[field.name])
+        for k, field in enumerate(self.sim._fields.values()):  # (NULL: a backward array before backward())
+            words[len(scalars) + k] = int(self.buffers[field.name]) if field.name in self.buffers else 0
         pointer, size = self.module.get_global("S")
         if size != words.nbytes:
             raise QgenError(Code.UNSUPPORTED, f"the kernels' state struct has {size} bytes, not {words.nbytes}",
@@ -390,6 +406,10 @@ class Device:
             self.upload(("network",))
         self.write_struct()
         self.launch(self.plan["prepare"], 0, (PUSH_BLOCKS, 1))
+        for pop in self.build.manifest["plan"]["populations"]:  # the constants qgen_prepare derived, for the
+            if pop["kind"] is not None:                          # backward pass's record of each run
+                name = f"{pop['prefix']}_derived"
+                self.cuda.memcpy_dtoh(self.sim._arrays[name], self.buffers[name])
         return 0
 
     def launch(self, name: str, n: int, grid: tuple[int, int]) -> None:
@@ -428,6 +448,24 @@ class Device:
                                   "(compute-sanitizer python ... shows where)") from None
         if status == 0:
             state.step += steps
+        return status
+
+    def backward(self, errors) -> int:
+        """The backward pass of the last run (templates/cuda/adjoint.cu.j2): a block of one thread per trial."""
+        self.upload(("backward",))
+        self.write_struct()
+        try:
+            self.kernels[self.plan["backward"]].prepared_call((self.sim.batch, 1), (1, 1, 1), 0)
+            status = self.read_errors(errors)
+        except getattr(self.cuda, "Error", ()) as err:
+            raise SimulationError(Code.MODEL_RUNTIME, f"the GPU stopped the backward pass of {self.build.source} "
+                                  f"with an error ({err})", hint="this is a bug in qgen's CUDA target; please "
+                                  "report it (compute-sanitizer python ... shows where)") from None
+        for field in self.sim._fields.values():
+            if field.lifetime == "backward":
+                array = self.sim._arrays[field.name]
+                if array.nbytes:
+                    self.cuda.memcpy_dtoh(array, self.buffers[field.name])
         return status
 
     def read_errors(self, errors) -> int:
@@ -564,6 +602,10 @@ def _simulation_class():
             if status == 6:
                 raise SimulationError(Code.MODEL_RUNTIME, "a neuron had more due events in one step than its "
                                       "scratch holds", hint="this is a bug in qgen's CUDA target; please report it")
+            if status == 4:  # only the backward pass allocates on the GPU
+                raise SimulationError(Code.MODEL_RUNTIME, f"the backward pass ran out of the GPU's kernel heap "
+                                      f"({heap_bytes() >> 20} MiB for {self.batch} trials at once)",
+                                      hint="set QGEN_CUDA_HEAP_MB to more before the first CUDA run of the process")
             if status == 7:
                 raise SimulationError(Code.MODEL_RUNTIME, "the blocks of a trial did not all run at once (another "
                                       "program on the GPU?), so the fused steps could not meet at their barriers",

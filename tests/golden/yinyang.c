@@ -1889,19 +1889,19 @@ static int grow_flows(qgen_back *bk, int64_t need, int n)
     if (need <= bk->cap_flows) return QGEN_OK;
     int64_t cap = bk->cap_flows ? bk->cap_flows : 16;
     while (cap < need) cap *= 2;
-    double *t = realloc(bk->flow_t, (size_t)cap * sizeof *t);
+    double *t = (double *)realloc(bk->flow_t, (size_t)cap * sizeof *t);
     if (!t) return QGEN_OUT_OF_MEMORY;
     bk->flow_t = t;
-    double *delta = realloc(bk->flow_delta, (size_t)cap * sizeof *delta);
+    double *delta = (double *)realloc(bk->flow_delta, (size_t)cap * sizeof *delta);
     if (!delta) return QGEN_OUT_OF_MEMORY;
     bk->flow_delta = delta;
-    int32_t *ref = realloc(bk->flow_ref, (size_t)cap * sizeof *ref);
+    int32_t *ref = (int32_t *)realloc(bk->flow_ref, (size_t)cap * sizeof *ref);
     if (!ref) return QGEN_OUT_OF_MEMORY;
     bk->flow_ref = ref;
-    real *x = realloc(bk->flow_x, (size_t)(cap * n) * sizeof *x);
+    real *x = (real *)realloc(bk->flow_x, (size_t)(cap * n) * sizeof *x);
     if (!x) return QGEN_OUT_OF_MEMORY;
     bk->flow_x = x;
-    real *y = realloc(bk->jump_x, (size_t)(cap * n) * sizeof *y);
+    real *y = (real *)realloc(bk->jump_x, (size_t)(cap * n) * sizeof *y);
     if (!y) return QGEN_OUT_OF_MEMORY;
     bk->jump_x = y;
     bk->cap_flows = cap;
@@ -1910,15 +1910,18 @@ static int grow_flows(qgen_back *bk, int64_t need, int n)
 
 static int compare_drops(const void *pa, const void *pb)
 {
-    const qgen_drop *a = pa, *b = pb;
+    const qgen_drop *a = (const qgen_drop *)pa, *b = (const qgen_drop *)pb;
     if (a->syn != b->syn) return a->syn < b->syn ? -1 : 1;
     return (a->key > b->key) - (a->key < b->key);
 }
 
 static int compare_emissions(const void *pa, const void *pb)
 {
-    const qgen_emission *a = pa, *b = pb;
-    return (a->step > b->step) - (a->step < b->step);
+    const qgen_emission *a = (const qgen_emission *)pa, *b = (const qgen_emission *)pb;
+    if (a->step != b->step) return a->step < b->step ? -1 : 1;  /* a total order: the same on every target */
+    if (a->pop != b->pop) return a->pop < b->pop ? -1 : 1;
+    if (a->neuron != b->neuron) return a->neuron < b->neuron ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
 }
 
 /* Where each population's neurons start in the numbering of all neurons (the grouping of arrivals). */
@@ -1942,7 +1945,7 @@ static void group_arrivals(const qgen_arrival *a, int64_t n, qgen_arrival *out, 
 /* One neuron's jumps in forward order. */
 static int compare_jumps(const void *pa, const void *pb)
 {
-    const qgen_jump *a = pa, *b = pb;
+    const qgen_jump *a = (const qgen_jump *)pa, *b = (const qgen_jump *)pb;
     if (a->time != b->time) return a->time < b->time ? -1 : 1;
     if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
     if (a->proj != b->proj) return a->proj < b->proj ? -1 : 1;
@@ -2037,8 +2040,8 @@ static int push_reverse(qgen_back *bk, const double *delay, const int32_t *post,
         while (k >= D) k -= D;
         qgen_slot *slot = &bk->slots[k];
         if (grow((void **)&slot->a, &slot->cap, slot->n + 1, sizeof *slot->a)) return QGEN_OUT_OF_MEMORY;
-        slot->a[slot->n++] = (qgen_arrival){.time = key, .src = src, .syn = (int32_t)syn, .target = post[syn],
-                                            .pop = (int16_t)pop, .proj = (int16_t)proj, .src_pop = (int16_t)src_pop};
+        const qgen_arrival arrival = {key, src, (int32_t)syn, post[syn], (int16_t)pop, (int16_t)proj, (int16_t)src_pop};
+        slot->a[slot->n++] = arrival;
     }
     return QGEN_OK;
 }
@@ -2087,15 +2090,21 @@ static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
     if (grow((void **)&bk->jumps, &bk->cap_jumps, ne + (c_hi - c_lo) + ends, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
     if (tref > 0)
         for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k)
-            if (time[k] + tref <= t1) bk->jumps[m++] = (qgen_jump){time[k] + tref, 0, -1, -1, 0, -1, 0, -1, k, 0};
+            if (time[k] + tref <= t1) {
+                const qgen_jump end = {time[k] + tref, 0, -1, -1, 0, -1, 0, -1, k, 0};
+                bk->jumps[m++] = end;
+            }
     for (int64_t k = c_lo; k < c_hi; ++k) {
         const int32_t proj = s->pop1_hid_tape_proj[row + k];
-        bk->jumps[m++] = proj < 0 ? (qgen_jump){time[k], 1, -1, -1, 0, -1, 0, -1, k, 0}
-                                  : (qgen_jump){time[k], 2, proj, s->pop1_hid_tape_syn[row + k], 1, -1, 0, -1, k, 0};
+        const qgen_jump crossing = {time[k], 1, -1, -1, 0, -1, 0, -1, k, 0};
+        const qgen_jump triggered = {time[k], 2, proj, s->pop1_hid_tape_syn[row + k], 1, -1, 0, -1, k, 0};
+        bk->jumps[m++] = proj < 0 ? crossing : triggered;
     }
-    for (int64_t e = 0; e < ne; ++e)
-        bk->jumps[m++] = (qgen_jump){ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
-                                     ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+    for (int64_t e = 0; e < ne; ++e) {
+        const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                   ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+        bk->jumps[m++] = arrival;
+    }
     sort_jumps(bk->jumps, m);
     *m_out = m;
     return QGEN_OK;
@@ -2367,9 +2376,11 @@ static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
     (void)c_hi;
     (void)tref;
     if (grow((void **)&bk->jumps, &bk->cap_jumps, ne, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
-    for (int64_t e = 0; e < ne; ++e)
-        bk->jumps[m++] = (qgen_jump){ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
-                                     ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+    for (int64_t e = 0; e < ne; ++e) {
+        const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                   ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+        bk->jumps[m++] = arrival;
+    }
     sort_jumps(bk->jumps, m);
     *m_out = m;
     return QGEN_OK;
@@ -2556,7 +2567,7 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
     return QGEN_OK;
 }
 
-static int backward_trial(qgen_state *s, int64_t b, qgen_error *err)
+static int backward_trial(qgen_state *s, int64_t b)
 {
     const int64_t T = s->T, K = s->ckpt_every > 0 ? s->ckpt_every : 64;
     const int states = s->need_states && s->ckpt_every > 0;
@@ -2564,45 +2575,50 @@ static int backward_trial(qgen_state *s, int64_t b, qgen_error *err)
     qgen_back bk;
     memset(&bk, 0, sizeof bk);
     qgen_emission *em = NULL;
-    int64_t *seg_lo = malloc((size_t)K * sizeof *seg_lo), *seg_hi = malloc((size_t)K * sizeof *seg_hi);
-    int64_t *group = malloc((QGEN_ALL_NEURONS + 1) * sizeof *group);
+    int64_t *seg_lo = (int64_t *)malloc((size_t)K * sizeof *seg_lo), *seg_hi = (int64_t *)malloc((size_t)K * sizeof *seg_hi);
+    int64_t *group = (int64_t *)malloc((QGEN_ALL_NEURONS + 1) * sizeof *group);
+    int64_t n_em = 0, span = 1, next, seg;
     double *dts[3] = {0};
-    int64_t *cursor1 = calloc(120, sizeof(int64_t));
-    int64_t *replay1 = calloc(120, sizeof(int64_t));
-    real *xs1 = states ? malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
+    int64_t *cursor1 = (int64_t *)calloc(120, sizeof(int64_t));
+    int64_t *replay1 = (int64_t *)calloc(120, sizeof(int64_t));
+    real *xs1 = states ? (real *)malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
     dts[1] = s->pop1_hid_tape_dt + b * 120 * s->H1;
-    int64_t *cursor2 = calloc(3, sizeof(int64_t));
-    int64_t *replay2 = calloc(3, sizeof(int64_t));
-    real *xs2 = states ? malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
-    (void)err;
+    int64_t *cursor2 = (int64_t *)calloc(3, sizeof(int64_t));
+    int64_t *replay2 = (int64_t *)calloc(3, sizeof(int64_t));
+    real *xs2 = states ? (real *)malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
     if (!seg_lo || !seg_hi || !group) goto done;
     if (!cursor1 || !replay1 || (states && !xs1)) goto done;
     if (!cursor2 || !replay2 || (states && !xs2)) goto done;
     /* the spikes to push, by step */
-    int64_t n_em = 0, span = 1;
     n_em += s->pop0_inp_in_start[b + 1] - s->pop0_inp_in_start[b];
     for (int64_t j = 0; j < 120; ++j) n_em += s->pop1_hid_tape_count[b * 120 + j];
-    em = malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
+    em = (qgen_emission *)malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
     if (!em) goto done;
     n_em = 0;
-    for (int64_t k = s->pop0_inp_in_start[b]; k < s->pop0_inp_in_start[b + 1]; ++k)
-        em[n_em++] = (qgen_emission){s->pop0_inp_in_step[k], s->pop0_inp_in_time[k], 0,
+    for (int64_t k = s->pop0_inp_in_start[b]; k < s->pop0_inp_in_start[b + 1]; ++k) {
+        const qgen_emission input = {s->pop0_inp_in_step[k], s->pop0_inp_in_time[k], 0,
                                      s->pop0_inp_in_id[k], -1};
+        em[n_em++] = input;
+    }
     for (int64_t j = 0; j < 120; ++j) {
         const int64_t row = (b * 120 + j) * s->H1;
-        for (int64_t k = 0; k < s->pop1_hid_tape_count[b * 120 + j]; ++k)
-            em[n_em++] = (qgen_emission){s->pop1_hid_tape_step[row + k], s->pop1_hid_tape_time[row + k],
+        for (int64_t k = 0; k < s->pop1_hid_tape_count[b * 120 + j]; ++k) {
+            const qgen_emission spike = {s->pop1_hid_tape_step[row + k], s->pop1_hid_tape_time[row + k],
                                          1, (int32_t)j, k};
+            em[n_em++] = spike;
+        }
     }
     qsort(em, (size_t)n_em, sizeof *em, compare_emissions);
     /* the drop logs, sorted for lookups; the reverse calendar, one maximum delay long */
     {
         const int64_t count = s->prj0_inp__hid_drops[b] < s->L0 ? s->prj0_inp__hid_drops[b] : s->L0;
-        bk.drops[0] = malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        bk.drops[0] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
         if (!bk.drops[0]) goto done;
-        for (int64_t k = 0; k < count; ++k)
-            bk.drops[0][k] = (qgen_drop){s->prj0_inp__hid_drop_syn[b * s->L0 + k],
-                                                        s->prj0_inp__hid_drop_key[b * s->L0 + k]};
+        for (int64_t k = 0; k < count; ++k) {
+            const qgen_drop drop = {s->prj0_inp__hid_drop_syn[b * s->L0 + k],
+                                    s->prj0_inp__hid_drop_key[b * s->L0 + k]};
+            bk.drops[0][k] = drop;
+        }
         qsort(bk.drops[0], (size_t)count, sizeof(qgen_drop), compare_drops);
         bk.n_drops[0] = count;
         for (int64_t syn = 0; syn < s->S0; ++syn) {
@@ -2612,11 +2628,13 @@ static int backward_trial(qgen_state *s, int64_t b, qgen_error *err)
     }
     {
         const int64_t count = s->prj1_hid__out_drops[b] < s->L1 ? s->prj1_hid__out_drops[b] : s->L1;
-        bk.drops[1] = malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        bk.drops[1] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
         if (!bk.drops[1]) goto done;
-        for (int64_t k = 0; k < count; ++k)
-            bk.drops[1][k] = (qgen_drop){s->prj1_hid__out_drop_syn[b * s->L1 + k],
-                                                        s->prj1_hid__out_drop_key[b * s->L1 + k]};
+        for (int64_t k = 0; k < count; ++k) {
+            const qgen_drop drop = {s->prj1_hid__out_drop_syn[b * s->L1 + k],
+                                    s->prj1_hid__out_drop_key[b * s->L1 + k]};
+            bk.drops[1][k] = drop;
+        }
         qsort(bk.drops[1], (size_t)count, sizeof(qgen_drop), compare_drops);
         bk.n_drops[1] = count;
         for (int64_t syn = 0; syn < s->S1; ++syn) {
@@ -2625,10 +2643,11 @@ static int backward_trial(qgen_state *s, int64_t b, qgen_error *err)
         }
     }
     bk.D = span + 1;
-    bk.slots = calloc((size_t)bk.D, sizeof *bk.slots);
+    bk.slots = (qgen_slot *)calloc((size_t)bk.D, sizeof *bk.slots);
     if (!bk.slots) goto done;
     for (int64_t j = 0; j < 120; ++j) cursor1[j] = s->pop1_hid_tape_count[b * 120 + j];
-    int64_t next = n_em - 1, seg = s->NSEG - 1;
+    next = n_em - 1;
+    seg = s->NSEG - 1;
     for (int64_t m1 = T; m1 > 0;) {
         const int64_t m0 = ((m1 - 1) / K) * K;
         /* the arrivals of steps m1-1 .. m0, from the reverse calendar */
@@ -2739,6 +2758,7 @@ done:
     return rc;
 }
 
+
 /* The backward pass of every trial of the last forward run (with s->grad); errors[b] says what stopped trial b.
    (Marked unused: only cffi's wrapper calls it.) */
 __attribute__((unused)) static int qgen_backward(qgen_state *s, qgen_error *errors)
@@ -2747,10 +2767,9 @@ __attribute__((unused)) static int qgen_backward(qgen_state *s, qgen_error *erro
 #pragma omp parallel for schedule(dynamic, 1) if (s->B > 1) reduction(max : status)
     for (int64_t b = 0; b < s->B; ++b) {
         errors[b] = (qgen_error){QGEN_OK, -1, -1, -1, 0.0};
-        const int rc = backward_trial(s, b, &errors[b]);
-        if (rc && !errors[b].code) errors[b].code = rc;
+        const int rc = backward_trial(s, b);
         if (rc > status) status = rc;
+        errors[b].code = rc;
     }
     return status;
 }
-

@@ -8,6 +8,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef double real;
@@ -30,6 +31,14 @@ typedef struct {
     int64_t P0;
     int64_t SP0;
     int64_t S1;
+    int64_t grad;
+    int64_t ckpt_every;
+    int64_t NK;
+    int64_t NSEG;
+    int64_t need_states;
+    int64_t H1;
+    int64_t L0;
+    int64_t L1;
     double *pop0_inp_in_time;  /* [I0] input spike times (ms) */
     int32_t *pop0_inp_in_id;  /* [I0] input spike neurons */
     int64_t *pop0_inp_in_step;  /* [I0] the step at whose end each is pushed */
@@ -91,6 +100,35 @@ typedef struct {
     int32_t *err_projection;  /* [B] where */
     int64_t *err_neuron;  /* [B] which neuron */
     double *err_time;  /* [B] when (ms) */
+    double *pop1_hid_tape_time;  /* [B][120][H1] spike times (gradient tape) */
+    int64_t *pop1_hid_tape_step;  /* [B][120][H1] step of each spike */
+    int32_t *pop1_hid_tape_proj;  /* [B][120][H1] projection of the event that triggered the spike (-1: a threshold crossing) */
+    int32_t *pop1_hid_tape_syn;  /* [B][120][H1] its synapse */
+    real *pop1_hid_tape_x;  /* [B][120][H1][2] state just before the reset */
+    real *pop1_hid_tape_end;  /* [B][120][H1][2] state at the end of the refractory period */
+    int32_t *pop1_hid_tape_count;  /* [B][120] spikes on the tape */
+    int64_t *pop1_hid_tape_overflow;  /* [B][120] spikes that did not fit */
+    double *pop1_hid_tape_dt;  /* [B][120][H1] dL/dt_k of each spike */
+    real *pop1_hid_ckpt_x;  /* [B][NK][120][2] state every ckpt_every steps */
+    double *pop1_hid_lam;  /* [B][120][2] the adjoint */
+    double *pop1_hid_pgrad;  /* [B][NSEG][5] dL/dp per run of constant parameters */
+    real *pop1_hid_seg_params;  /* [NSEG][5] parameters of each run */
+    real *pop1_hid_seg_derived;  /* [NSEG][29] their derived constants */
+    real *pop2_out_ckpt_x;  /* [B][NK][3][2] state every ckpt_every steps */
+    double *pop2_out_lam;  /* [B][3][2] the adjoint */
+    double *pop2_out_pgrad;  /* [B][NSEG][2] dL/dp per run of constant parameters */
+    real *pop2_out_seg_params;  /* [NSEG][2] parameters of each run */
+    real *pop2_out_seg_derived;  /* [NSEG][29] their derived constants */
+    double *pop2_out_cot_v;  /* [B][T][3] dL/dv per step */
+    int32_t *prj0_inp__hid_drop_syn;  /* [B][L0] synapse of each dropped event */
+    double *prj0_inp__hid_drop_key;  /* [B][L0] its arrival time */
+    double *prj0_inp__hid_wgrad;  /* [B][S0] dL/dw */
+    double *prj0_inp__hid_dgrad;  /* [B][S0] dL/d(delay) */
+    int32_t *prj1_hid__out_drop_syn;  /* [B][L1] synapse of each dropped event */
+    double *prj1_hid__out_drop_key;  /* [B][L1] its arrival time */
+    double *prj1_hid__out_wgrad;  /* [B][S1] dL/dw */
+    double *prj1_hid__out_dgrad;  /* [B][S1] dL/d(delay) */
+    int64_t *seg_start;  /* [NSEG+1] first step of each run of constant parameters */
 } qgen_state;
 
 __constant__ qgen_state S;
@@ -578,6 +616,19 @@ __device__ void prepare_LI(const real *p, real *d)
 
 /* projection inp->hid: inp -> hid, all_to_all, queue heap(capacity = 16) (yinyang.snn:15:5); propagated per target neuron */
 
+/* A dropped event: counted, and logged for the gradient tape (in any order: the backward sorts the log). */
+__device__ int drop_prj0_inp__hid(int64_t b, int64_t target, int64_t syn, double key)
+{
+    const int64_t k = (int64_t)atomicAdd((unsigned long long *)&S.prj0_inp__hid_drops[b], 1ULL);
+    if (S.grad && k < S.L0) {
+        S.prj0_inp__hid_drop_syn[b * S.L0 + k] = (int32_t)syn;
+        S.prj0_inp__hid_drop_key[b * S.L0 + k] = key;
+    }
+    if (!S.strict) return QGEN_OK;
+    set_error(b, QGEN_QUEUE_OVERFLOW, 1, 0, target, key);
+    return QGEN_QUEUE_OVERFLOW;
+}
+
 __device__ int earlier_prj0_inp__hid(double k1, int32_t s1, double k2, int32_t s2)
 {
     return k1 < k2 || (k1 == k2 && s1 < s2);
@@ -594,7 +645,7 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
     int32_t *size = &S.prj0_inp__hid_heap_size[b * 120 + target];
     double *keys = S.prj0_inp__hid_heap_key + base;
     int32_t *syns = S.prj0_inp__hid_heap_syn + base;
-    if (*size >= 16) return drop_event(b, &S.prj0_inp__hid_drops[b], 1, 0, target, key);
+    if (*size >= 16) return drop_prj0_inp__hid(b, target, syn, key);
     int32_t i = (*size)++;
     while (i > 0) {  /* sift up */
         const int32_t parent = (i - 1) / 2;
@@ -683,6 +734,19 @@ __device__ int gather_prj0_inp__hid(int64_t b, int64_t target, int64_t n, qgen_e
 
 /* projection hid->out: hid -> out, all_to_all, queue fifo(capacity = 4) (yinyang.snn:20:5); propagated per presynaptic spike */
 
+/* A dropped event: counted, and logged for the gradient tape (in any order: the backward sorts the log). */
+__device__ int drop_prj1_hid__out(int64_t b, int64_t target, int64_t syn, double key)
+{
+    const int64_t k = (int64_t)atomicAdd((unsigned long long *)&S.prj1_hid__out_drops[b], 1ULL);
+    if (S.grad && k < S.L1) {
+        S.prj1_hid__out_drop_syn[b * S.L1 + k] = (int32_t)syn;
+        S.prj1_hid__out_drop_key[b * S.L1 + k] = key;
+    }
+    if (!S.strict) return QGEN_OK;
+    set_error(b, QGEN_QUEUE_OVERFLOW, 2, 1, target, key);
+    return QGEN_QUEUE_OVERFLOW;
+}
+
 /* A spike at time t (emitted in step n) sends an event through synapse syn, into the synapse's line. */
 __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n)
 {
@@ -692,7 +756,7 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
     const int64_t line = b * S.S1 + S.prj1_hid__out_in_pos[syn];
     int32_t *size = &S.prj1_hid__out_fifo_size[line];
     if (*size >= 4)
-        return drop_event(b, &S.prj1_hid__out_drops[b], 2, 1, target, key);
+        return drop_prj1_hid__out(b, target, syn, key);
     S.prj1_hid__out_fifo_key[line * 4 + (S.prj1_hid__out_fifo_head[line] + *size) % 4] = key;
     if (*size == 0) S.prj1_hid__out_fifo_due[line] = due;  /* the new oldest event */
     ++*size;
@@ -741,18 +805,68 @@ __device__ int gather_prj1_hid__out(int64_t b, int64_t target, int64_t n, qgen_e
     return QGEN_OK;
 }
 
+/* ------------------------------------------------------------------ the gradient tape */
+
+/* hid: a spike of step n onto the tape (time, cause: projection << 32 | synapse or -1, state before the reset). */
+__device__ void tape_spike_pop1_hid(int64_t b, int64_t j, int64_t n, double t, const real *x, int64_t cause)
+{
+    if (!S.grad) return;
+    const int64_t at = b * 120 + j;
+    const int32_t count = S.pop1_hid_tape_count[at];
+    if (count >= S.H1) {
+        ++S.pop1_hid_tape_overflow[at];
+        return;
+    }
+    const int64_t k = at * S.H1 + count;
+    S.pop1_hid_tape_time[k] = t;
+    S.pop1_hid_tape_step[k] = n;
+    S.pop1_hid_tape_proj[k] = cause >= 0 ? (int32_t)(cause >> 32) : -1;
+    S.pop1_hid_tape_syn[k] = cause >= 0 ? (int32_t)(cause & 0xffffffff) : -1;
+    for (int r = 0; r < 2; ++r) S.pop1_hid_tape_x[k * 2 + r] = x[r];
+    S.pop1_hid_tape_count[at] = count + 1;
+}
+
+/* hid: the state where the refractory period of the last spike ends. */
+__device__ void tape_end_pop1_hid(int64_t b, int64_t j, const real *x)
+{
+    const int64_t at = b * 120 + j;
+    const int32_t count = S.pop1_hid_tape_count[at];
+    if (!S.grad || count == 0 || S.pop1_hid_tape_overflow[at]) return;
+    for (int r = 0; r < 2; ++r) S.pop1_hid_tape_end[(at * S.H1 + count - 1) * 2 + r] = x[r];
+}
+
+/* hid: neuron j's state at the start of step n, where n is a checkpoint. */
+__device__ void checkpoint_pop1_hid(int64_t b, int64_t j, int64_t n, const real *x)
+{
+    if (S.ckpt_every <= 0 || n % S.ckpt_every != 0 || n / S.ckpt_every >= S.NK) return;
+    real *at = S.pop1_hid_ckpt_x + ((b * S.NK + n / S.ckpt_every) * 120 + j) * 2;
+    for (int r = 0; r < 2; ++r) at[r] = x[r];
+}
+
+/* out: neuron j's state at the start of step n, where n is a checkpoint. */
+__device__ void checkpoint_pop2_out(int64_t b, int64_t j, int64_t n, const real *x)
+{
+    if (S.ckpt_every <= 0 || n % S.ckpt_every != 0 || n / S.ckpt_every >= S.NK) return;
+    real *at = S.pop2_out_ckpt_x + ((b * S.NK + n / S.ckpt_every) * 3 + j) * 2;
+    for (int r = 0; r < 2; ++r) at[r] = x[r];
+}
+
+
 /* ------------------------------------------------------------------ populations */
 
 /* population hid: LIF × 120 (yinyang.snn:12:5) */
 
 /* A spike at time t: record it, append it to the step's spike list, reset, start the clamp. */
-__device__ int spike_pop1_hid(int64_t b, int64_t j, int64_t n, double t, real *x, const real *p, const real *d)
+/* cause: what triggered it, for the gradient tape (projection << 32 | synapse of an event; -1: a crossing). */
+__device__ int spike_pop1_hid(int64_t b, int64_t j, int64_t n, double t, real *x, const real *p, const real *d,
+                             int64_t cause)
 {
     const int64_t at = b * 120 + j;
     if (S.pop1_hid_spike_count[at] < S.C1)
         S.pop1_hid_spike_times[at * S.C1 + S.pop1_hid_spike_count[at]++] = t;
     else
         ++S.pop1_hid_spike_overflow[at];
+    tape_spike_pop1_hid(b, j, n, t, x, cause);  /* the gradient tape (templates/cuda/adjoint.cu.j2) */
     if (add_spike(b, n, t, 1, (int32_t)j)) return QGEN_SPIKE_LIST_FULL;
     LIF_reset(p, x);
     if (d[23] > 0) {
@@ -782,6 +896,7 @@ __device__ int advance_pop1_hid(int64_t b, int64_t j, int64_t n, real *x, const 
                 apply_affine(Pm, x, y, 2);
                 memcpy(x, y, sizeof y);
                 t = end;
+                if (end == *until) tape_end_pop1_hid(b, j, x);  /* the state where the clamp ends */
                 continue;
             }
             double s_cross;
@@ -790,7 +905,7 @@ __device__ int advance_pop1_hid(int64_t b, int64_t j, int64_t n, real *x, const 
             } else if (first_crossing_LIF(p, d, x, target - t, t, &s_cross, y)) {
                 t += s_cross;
                 memcpy(x, y, sizeof y);
-                const int rc = spike_pop1_hid(b, j, n, t, x, p, d);
+                const int rc = spike_pop1_hid(b, j, n, t, x, p, d, -1);
                 if (rc) return rc;
                 continue;
             }  /* else first_crossing left the state at the target in y */
@@ -803,7 +918,7 @@ __device__ int advance_pop1_hid(int64_t b, int64_t j, int64_t n, real *x, const 
         } else {
             LIF_event(p, x, ev->w[e]);
             if (LIF_threshold(p, x) >= 0) {
-                const int rc = spike_pop1_hid(b, j, n, t, x, p, d);
+                const int rc = spike_pop1_hid(b, j, n, t, x, p, d, ev->ord[e]);
                 if (rc) return rc;
             }
         }
@@ -819,6 +934,7 @@ __device__ void update_body_pop1_hid(int64_t b, int64_t j, int64_t n)
     real *xg = S.pop1_hid_x + (b * 120 + j) * 2;
     real x[2];
     for (int i = 0; i < 2; ++i) x[i] = xg[i];
+    if (S.grad) checkpoint_pop1_hid(b, j, n, x);
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const int64_t row = (b * 120 + j) * S.E1;
     qgen_events ev = {S.pop1_hid_ev_key + row, S.pop1_hid_ev_ord + row, S.pop1_hid_ev_w + row, 0, S.E1};
@@ -838,6 +954,7 @@ __device__ void update_body_pop1_hid(int64_t b, int64_t j, int64_t n)
         if (held || !may_cross_LIF(d, x, y, QGEN_DT, bound)) {
             memcpy(x, y, sizeof y);
             done = 1;
+            if (held && until == t1) tape_end_pop1_hid(b, j, x);  /* the clamp ends with the step */
         }
     }
     if (!done) rc = advance_pop1_hid(b, j, n, x, p, d, &ev, t0, t1);
@@ -889,6 +1006,7 @@ __device__ void update_body_pop2_out(int64_t b, int64_t j, int64_t n)
     real *xg = S.pop2_out_x + (b * 3 + j) * 2;
     real x[2];
     for (int i = 0; i < 2; ++i) x[i] = xg[i];
+    if (S.grad) checkpoint_pop2_out(b, j, n, x);
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const int64_t row = (b * 3 + j) * S.E2;
     qgen_events ev = {S.pop2_out_ev_key + row, S.pop2_out_ev_ord + row, S.pop2_out_ev_w + row, 0, S.E2};
@@ -1154,3 +1272,1288 @@ extern "C" __global__ void qgen_prepare(int64_t unused)
     for (int64_t i = first; i < S.S1; i += stride)  /* hid->out: where each synapse's fifo line is */
         S.prj1_hid__out_in_pos[S.prj1_hid__out_in_syn[i]] = (int32_t)i;
 }
+
+/* ------------------------------------------------------------------ the backward pass */
+
+/* ---- adjoint of LIF (std/lif.snn:3:1) ---- */
+
+/* an event of weight w: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [5]) */
+__device__ void LIF_adj_event(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+__device__ void LIF_adj_event_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* an event of weight w during the refractory period: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [5]) */
+__device__ void LIF_adj_event_refractory(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = lam[1]*w/p[1];
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+__device__ void LIF_adj_event_refractory_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = lam[1]*w/p[1];
+}
+
+/* a threshold crossing with pre-spike state x and total dL/dt_k: out = (λ⁻ [2], dL/dp [5]) */
+__device__ void LIF_adj_spike(const real *p, const real *x, const real *lam, real dL_dt, real *out)
+{
+    const real c0 = dL_dt*p[0]/(x[1] - x[0]);
+    out[0] = -c0;
+    out[1] = lam[1];
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = c0;
+    out[5] = lam[0];
+    out[6] = 0;
+}
+
+/* the same without dL/dp: out = λ⁻ [2] */
+__device__ void LIF_adj_spike_lam(const real *p, const real *x, const real *lam, real dL_dt, real *out)
+{
+    out[0] = -dL_dt*p[0]/(x[1] - x[0]);
+    out[1] = lam[1];
+}
+
+/* a reset at a time an event fixed: out = (λ⁻ [2], time cost, dL/dp [5]) */
+__device__ void LIF_adj_reset(const real *p, const real *x, const real *lam, real *out)
+{
+    (void)p;
+    (void)x;
+    out[0] = 0;
+    out[1] = lam[1];
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = lam[0];
+    out[7] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], time cost) */
+__device__ void LIF_adj_reset_lam(const real *p, const real *x, const real *lam, real *out)
+{
+    (void)p;
+    (void)x;
+    out[0] = 0;
+    out[1] = lam[1];
+    out[2] = 0;
+}
+
+/* dL/dτ at the end of the refractory period, state x there */
+__device__ real LIF_adj_end(const real *p, const real *x, const real *lam)
+{
+    return -lam[0]*(x[1] - x[0])/p[0];
+}
+
+/* ∂t_ref/∂p */
+__device__ void LIF_adj_period(const real *p, real *out)
+{
+    (void)p;
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 1;
+}
+
+/* ∂exp(Ã·delta)/∂p: [5][2][3] */
+__device__ void LIF_propagator_gradients(const real *p, real delta, real *out)
+{
+    const real c0 = exp(-delta/p[0]);
+    const real c1 = delta/(p[0]*p[0]);
+    const real c2 = 1.0/p[1];
+    const real c3 = exp(-delta*c2);
+    const real c4 = delta*c3;
+    const real c5 = (1.0/2.0)/(p[1]*p[1]*p[1]);
+    const real c6 = p[0] == p[1];
+    const real c7 = p[0] - p[1];
+    const real c8 = -c0*p[1]/(c7*c7);
+    const real c9 = c2*p[0] - 1;
+    const real c10 = c3/(c9*c9);
+    const real c11 = 1.0/c7;
+    const real c12 = pow(p[1], -2);
+    const real c13 = c12*c4;
+    out[0] = c0*c1;
+    out[1] = ((c6) ? (c4*c5*(delta - 2*p[1])) : (c0*c1*c11*p[1] + c10*c2 + c8));
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = ((c6) ? ((delta*delta)*c3*c5) : (c0*c11 - c10*c12*p[0] - c13/c9 - c8));
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = c13;
+    out[11] = 0;
+    out[12] = 0;
+    out[13] = 0;
+    out[14] = 0;
+    out[15] = 0;
+    out[16] = 0;
+    out[17] = 0;
+    out[18] = 0;
+    out[19] = 0;
+    out[20] = 0;
+    out[21] = 0;
+    out[22] = 0;
+    out[23] = 0;
+    out[24] = 0;
+    out[25] = 0;
+    out[26] = 0;
+    out[27] = 0;
+    out[28] = 0;
+    out[29] = 0;
+}
+
+/* ∂exp(Ã·delta)/∂p while refractory: [5][2][3] */
+__device__ void LIF_propagator_gradients_refractory(const real *p, real delta, real *out)
+{
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = delta*exp(-delta/p[1])/(p[1]*p[1]);
+    out[11] = 0;
+    out[12] = 0;
+    out[13] = 0;
+    out[14] = 0;
+    out[15] = 0;
+    out[16] = 0;
+    out[17] = 0;
+    out[18] = 0;
+    out[19] = 0;
+    out[20] = 0;
+    out[21] = 0;
+    out[22] = 0;
+    out[23] = 0;
+    out[24] = 0;
+    out[25] = 0;
+    out[26] = 0;
+    out[27] = 0;
+    out[28] = 0;
+    out[29] = 0;
+}
+
+/* ---- adjoint of LI (std/li.snn:2:1) ---- */
+
+/* an event of weight w: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [2]) */
+__device__ void LI_adj_event(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+__device__ void LI_adj_event_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* an event of weight w during the refractory period: out = (λ⁻ [2], dL/dw, dL/dt_a, dL/dp [2]) */
+__device__ void LI_adj_event_refractory(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+    out[4] = 0;
+    out[5] = 0;
+}
+
+/* the same without dL/dp: out = (λ⁻ [2], dL/dw, dL/dt_a) */
+__device__ void LI_adj_event_refractory_lam(const real *p, const real *x, real w, const real *lam, real *out)
+{
+    (void)x;
+    out[0] = lam[0];
+    out[1] = lam[1];
+    out[2] = lam[1];
+    out[3] = w*(lam[1]/p[1] - lam[0]/p[0]);
+}
+
+/* ∂exp(Ã·delta)/∂p: [2][2][3] */
+__device__ void LI_propagator_gradients(const real *p, real delta, real *out)
+{
+    const real c0 = exp(-delta/p[0]);
+    const real c1 = delta/(p[0]*p[0]);
+    const real c2 = 1.0/p[1];
+    const real c3 = exp(-delta*c2);
+    const real c4 = delta*c3;
+    const real c5 = (1.0/2.0)/(p[1]*p[1]*p[1]);
+    const real c6 = p[0] == p[1];
+    const real c7 = p[0] - p[1];
+    const real c8 = -c0*p[1]/(c7*c7);
+    const real c9 = c2*p[0] - 1;
+    const real c10 = c3/(c9*c9);
+    const real c11 = 1.0/c7;
+    const real c12 = pow(p[1], -2);
+    const real c13 = c12*c4;
+    out[0] = c0*c1;
+    out[1] = ((c6) ? (c4*c5*(delta - 2*p[1])) : (c0*c1*c11*p[1] + c10*c2 + c8));
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = 0;
+    out[5] = 0;
+    out[6] = 0;
+    out[7] = ((c6) ? ((delta*delta)*c3*c5) : (c0*c11 - c10*c12*p[0] - c13/c9 - c8));
+    out[8] = 0;
+    out[9] = 0;
+    out[10] = c13;
+    out[11] = 0;
+}
+
+__device__ void LI_propagator_gradients_refractory(const real *p, real delta, real *out)
+{
+    LI_propagator_gradients(p, delta, out);  /* nothing is clamped */
+}
+
+/* The C library's memory functions on the device heap. Each block starts with its size, so that
+   realloc can copy what it holds. */
+__device__ void *qgen_malloc(size_t n)
+{
+    char *p = (char *)malloc(n + 16);
+    if (!p) return NULL;
+    *(size_t *)p = n;
+    return p + 16;
+}
+
+__device__ void qgen_free(void *p)
+{
+    if (p) free((char *)p - 16);
+}
+
+__device__ void *qgen_calloc(size_t n, size_t size)
+{
+    void *p = qgen_malloc(n * size);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+__device__ void *qgen_realloc(void *p, size_t n)
+{
+    void *q = qgen_malloc(n);
+    if (q && p) {
+        const size_t old = *(size_t *)((char *)p - 16);
+        memcpy(q, p, old < n ? old : n);
+        qgen_free(p);
+    }
+    return q;
+}
+
+/* qsort and bsearch with the comparator inlined (no function pointers: ptxas then sizes the stack). */
+template <typename Compare>
+__device__ void qgen_qsort(void *base, size_t n, size_t size, Compare compare)
+{
+    char *a = (char *)base;
+    sort_in_place((int64_t)n, [=](int64_t i, int64_t j) { return compare(a + i * size, a + j * size) < 0; },
+                  [=](int64_t i, int64_t j) {
+                      for (size_t k = 0; k < size; ++k) {
+                          const char c = a[i * size + k];
+                          a[i * size + k] = a[j * size + k];
+                          a[j * size + k] = c;
+                      }
+                  });
+}
+
+template <typename Compare>
+__device__ void *qgen_bsearch(const void *key, const void *base, size_t n, size_t size, Compare compare)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        const char *at = (const char *)base + mid * size;
+        const int c = compare(key, at);
+        if (c == 0) return (void *)at;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
+#define malloc(n) qgen_malloc(n)
+#define calloc(n, size) qgen_calloc(n, size)
+#define realloc(p, n) qgen_realloc(p, n)
+#define free(p) qgen_free(p)
+#define qsort(base, n, size, cmp) \
+    qgen_qsort(base, n, size, [](const void *x, const void *y) { return cmp(x, y); })
+#define bsearch(key, base, n, size, cmp) \
+    qgen_bsearch(key, base, n, size, [](const void *x, const void *y) { return cmp(x, y); })
+
+/* An arrival in the reverse calendar. src: j·H + k of the emitting spike in its population (src_pop; -1: an input). */
+typedef struct { double time; int64_t src; int32_t syn, target; int16_t pop, proj, src_pop; } qgen_arrival;
+typedef struct { qgen_arrival *a; int64_t n, cap; } qgen_slot;
+/* A spike to push into the reverse calendar. */
+typedef struct { int64_t step; double time; int32_t pop, neuron; int64_t k; } qgen_emission;
+/* A jump of one neuron in one step. rank 0: the end of the refractory period of spike k; 1: a threshold
+   crossing (spike k); 2: an event (sub 0) or the spike k it triggered (sub 1). */
+typedef struct { double time; int32_t rank, proj, syn, sub, src_pop, ref; int64_t src, k; real w; } qgen_jump;
+typedef struct { int32_t syn; double key; } qgen_drop;
+
+typedef struct {
+    qgen_slot *slots;  /* the reverse calendar, D steps */
+    int64_t D;
+    qgen_arrival *seg;  /* the arrivals of the steps of one segment */
+    int64_t n_seg, cap_seg;
+    qgen_jump *jumps;
+    int64_t cap_jumps;
+    double *flow_t, *flow_delta;  /* per sub-interval of one neuron's step: start, width, */
+    int32_t *flow_ref;  /* refractory, */
+    real *flow_x, *jump_x;  /* state at its start; state before each jump */
+    int64_t cap_flows;
+    qgen_drop *drops[2];
+    int64_t n_drops[2];
+} qgen_back;
+
+__device__ int grow(void **p, int64_t *cap, int64_t need, size_t size)
+{
+    if (need <= *cap) return QGEN_OK;
+    int64_t cap2 = *cap ? *cap : 16;
+    while (cap2 < need) cap2 *= 2;
+    void *q = realloc(*p, (size_t)cap2 * size);
+    if (!q) return QGEN_OUT_OF_MEMORY;
+    *p = q;
+    *cap = cap2;
+    return QGEN_OK;
+}
+
+__device__ int grow_flows(qgen_back *bk, int64_t need, int n)
+{
+    if (need <= bk->cap_flows) return QGEN_OK;
+    int64_t cap = bk->cap_flows ? bk->cap_flows : 16;
+    while (cap < need) cap *= 2;
+    double *t = (double *)realloc(bk->flow_t, (size_t)cap * sizeof *t);
+    if (!t) return QGEN_OUT_OF_MEMORY;
+    bk->flow_t = t;
+    double *delta = (double *)realloc(bk->flow_delta, (size_t)cap * sizeof *delta);
+    if (!delta) return QGEN_OUT_OF_MEMORY;
+    bk->flow_delta = delta;
+    int32_t *ref = (int32_t *)realloc(bk->flow_ref, (size_t)cap * sizeof *ref);
+    if (!ref) return QGEN_OUT_OF_MEMORY;
+    bk->flow_ref = ref;
+    real *x = (real *)realloc(bk->flow_x, (size_t)(cap * n) * sizeof *x);
+    if (!x) return QGEN_OUT_OF_MEMORY;
+    bk->flow_x = x;
+    real *y = (real *)realloc(bk->jump_x, (size_t)(cap * n) * sizeof *y);
+    if (!y) return QGEN_OUT_OF_MEMORY;
+    bk->jump_x = y;
+    bk->cap_flows = cap;
+    return QGEN_OK;
+}
+
+__device__ int compare_drops(const void *pa, const void *pb)
+{
+    const qgen_drop *a = (const qgen_drop *)pa, *b = (const qgen_drop *)pb;
+    if (a->syn != b->syn) return a->syn < b->syn ? -1 : 1;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+__device__ int compare_emissions(const void *pa, const void *pb)
+{
+    const qgen_emission *a = (const qgen_emission *)pa, *b = (const qgen_emission *)pb;
+    if (a->step != b->step) return a->step < b->step ? -1 : 1;  /* a total order: the same on every target */
+    if (a->pop != b->pop) return a->pop < b->pop ? -1 : 1;
+    if (a->neuron != b->neuron) return a->neuron < b->neuron ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* Where each population's neurons start in the numbering of all neurons (the grouping of arrivals). */
+__device__ const int64_t qgen_pop_base[3] = { 0, 5, 125 };
+#define QGEN_ALL_NEURONS 128
+
+/* A step's arrivals a[0..n) into out, grouped by (population, target) in a stable counting sort
+   (count: QGEN_ALL_NEURONS + 1 scratch); each neuron's jumps are put in forward order by sort_jumps. */
+__device__ void group_arrivals(const qgen_arrival *a, int64_t n, qgen_arrival *out, int64_t *count)
+{
+    if (n <= 1) {
+        if (n) out[0] = a[0];
+        return;
+    }
+    memset(count, 0, (QGEN_ALL_NEURONS + 1) * sizeof *count);
+    for (int64_t e = 0; e < n; ++e) ++count[qgen_pop_base[a[e].pop] + a[e].target + 1];
+    for (int64_t k = 1; k <= QGEN_ALL_NEURONS; ++k) count[k] += count[k - 1];
+    for (int64_t e = 0; e < n; ++e) out[count[qgen_pop_base[a[e].pop] + a[e].target]++] = a[e];
+}
+
+/* One neuron's jumps in forward order. */
+__device__ int compare_jumps(const void *pa, const void *pb)
+{
+    const qgen_jump *a = (const qgen_jump *)pa, *b = (const qgen_jump *)pb;
+    if (a->time != b->time) return a->time < b->time ? -1 : 1;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    if (a->proj != b->proj) return a->proj < b->proj ? -1 : 1;
+    if (a->syn != b->syn) return a->syn < b->syn ? -1 : 1;
+    return (a->sub > b->sub) - (a->sub < b->sub);
+}
+
+__device__ void sort_jumps(qgen_jump *jp, int64_t m)
+{
+    if (m > 16) {
+        qsort(jp, (size_t)m, sizeof *jp, compare_jumps);
+        return;
+    }
+    for (int64_t i = 1; i < m; ++i) {
+        const qgen_jump next = jp[i];
+        int64_t k = i;
+        for (; k > 0 && compare_jumps(&next, &jp[k - 1]) < 0; --k) jp[k] = jp[k - 1];
+        jp[k] = next;
+    }
+}
+
+/* Whether a refractory period of the spikes time[0..c) ends in (t0, t1]: the jumps_* test, for the quiet neurons. */
+__device__ int refractory_ends(const double *time, int64_t c, double tref, double t0, double t1)
+{
+    if (tref > 0)
+        for (int64_t k = c - 1; k >= 0 && time[k] + tref > t0; --k)
+            if (time[k] + tref <= t1) return 1;
+    return 0;
+}
+
+/* λ ← P[:n, :n]ᵀ λ for a row-major n×(n+1) propagator P. */
+__device__ void adjoint_flow(const real *P, double *lam, int n)
+{
+    double out[16];
+    for (int j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int i = 0; i < n; ++i) sum += P[i * (n + 1) + j] * lam[i];
+        out[j] = sum;
+    }
+    for (int j = 0; j < n; ++j) lam[j] = out[j];
+}
+
+/* grad[q] += λᵀ ∂P/∂p_q (x, 1) for ∂P/∂p of shape [np][n][n+1]. */
+__device__ void flow_gradient(const real *Dg, const double *lam, const real *x, double *grad, int n, int np)
+{
+    for (int q = 0; q < np; ++q) {
+        double sum = 0;
+        for (int i = 0; i < n; ++i) {
+            const real *row = Dg + (q * n + i) * (n + 1);
+            double r = row[n];
+            for (int j = 0; j < n; ++j) r += row[j] * x[j];
+            sum += lam[i] * r;
+        }
+        grad[q] += sum;
+    }
+}
+
+__device__ real weight_of(const qgen_state *s, int32_t proj, int32_t syn)
+{
+    switch (proj) {
+    case 0:
+        return s->prj0_inp__hid_weight[syn];
+    case 1:
+        return s->prj1_hid__out_weight[syn];
+    default:
+        (void)s;
+        (void)syn;
+        return 0;
+    }
+}
+
+/* Whether the forward dropped the event of synapse syn arriving at key. */
+__device__ int dropped(const qgen_back *bk, int32_t proj, int32_t syn, double key)
+{
+    const qgen_drop probe = {syn, key};
+    return bk->n_drops[proj] > 0
+           && bsearch(&probe, bk->drops[proj], (size_t)bk->n_drops[proj], sizeof probe, compare_drops) != NULL;
+}
+
+/* The arrivals of a spike at time t (emitted in step m) through [first, last) of projection proj. */
+__device__ int push_reverse(qgen_back *bk, const double *delay, const int32_t *post, int64_t first, int64_t last,
+                        double t, int64_t m, int64_t T, int32_t pop, int32_t proj, int32_t src_pop, int64_t src)
+{
+    const int drops = bk->n_drops[proj] > 0;
+    const int64_t D = bk->D, r = m % D;  /* slot of step m; arrivals come less than D steps later */
+    for (int64_t syn = first; syn < last; ++syn) {
+        const double key = t + delay[syn];
+        int64_t at = (int64_t)floor(key / QGEN_DT);
+        if (at < m + 1) at = m + 1;
+        if (at >= T || (drops && dropped(bk, proj, (int32_t)syn, key))) continue;
+        int64_t k = r + (at - m);  /* at % D */
+        while (k >= D) k -= D;
+        qgen_slot *slot = &bk->slots[k];
+        if (grow((void **)&slot->a, &slot->cap, slot->n + 1, sizeof *slot->a)) return QGEN_OUT_OF_MEMORY;
+        const qgen_arrival arrival = {key, src, (int32_t)syn, post[syn], (int16_t)pop, (int16_t)proj, (int16_t)src_pop};
+        slot->a[slot->n++] = arrival;
+    }
+    return QGEN_OK;
+}
+
+__device__ int push_emission(qgen_state *s, qgen_back *bk, const qgen_emission *e, int64_t T)
+{
+    (void)s;
+    (void)bk;
+    (void)T;
+    switch (e->pop) {
+    case 0: {
+        if (push_reverse(bk, s->prj0_inp__hid_delay, s->prj0_inp__hid_post,
+                         s->prj0_inp__hid_out_start[e->neuron], s->prj0_inp__hid_out_start[e->neuron + 1],
+                         e->time, e->step, T, 1, 0, -1,
+                         -1))
+            return QGEN_OUT_OF_MEMORY;
+        break;
+    }
+    case 1: {
+        if (push_reverse(bk, s->prj1_hid__out_delay, s->prj1_hid__out_post,
+                         s->prj1_hid__out_out_start[e->neuron], s->prj1_hid__out_out_start[e->neuron + 1],
+                         e->time, e->step, T, 2, 1, 1,
+                         e->neuron * s->H1 + e->k))
+            return QGEN_OUT_OF_MEMORY;
+        break;
+    }
+    default:
+        break;
+    }
+    return QGEN_OK;
+}
+
+/* ---- hid: LIF × 120 ---- */
+
+/* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
+__device__ int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    int64_t m = 0;
+    const int64_t row = (b * 120 + j) * s->H1;
+    const double *time = s->pop1_hid_tape_time + row;
+    int64_t ends = 0;
+    if (tref > 0)
+        for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k) ends += time[k] + tref <= t1;
+    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne + (c_hi - c_lo) + ends, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    if (tref > 0)
+        for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k)
+            if (time[k] + tref <= t1) {
+                const qgen_jump end = {time[k] + tref, 0, -1, -1, 0, -1, 0, -1, k, 0};
+                bk->jumps[m++] = end;
+            }
+    for (int64_t k = c_lo; k < c_hi; ++k) {
+        const int32_t proj = s->pop1_hid_tape_proj[row + k];
+        const qgen_jump crossing = {time[k], 1, -1, -1, 0, -1, 0, -1, k, 0};
+        const qgen_jump triggered = {time[k], 2, proj, s->pop1_hid_tape_syn[row + k], 1, -1, 0, -1, k, 0};
+        bk->jumps[m++] = proj < 0 ? crossing : triggered;
+    }
+    for (int64_t e = 0; e < ne; ++e) {
+        const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                   ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+        bk->jumps[m++] = arrival;
+    }
+    sort_jumps(bk->jumps, m);
+    *m_out = m;
+    return QGEN_OK;
+}
+
+/* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
+   sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
+__device__ int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
+                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+{
+    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    const int64_t row = (b * 120 + j) * s->H1;
+    double t = t0;
+    real y[2], Pm[6];
+    for (int64_t f = 0; f <= m; ++f) {
+        const double target = f < m ? bk->jumps[f].time : t1;
+        const double delta = target > t ? target - t : 0;
+        const int ref = until > t;
+        bk->flow_t[f] = t;
+        bk->flow_delta[f] = delta;
+        bk->flow_ref[f] = ref;
+        if (store) {
+            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            if (delta > 0) {
+                if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
+                else
+                LIF_propagator(p, (real)delta, Pm);
+                apply_affine(Pm, x, y, 2);
+                memcpy(x, y, sizeof y);
+            }
+        }
+        if (delta > 0) t = target;
+        if (f == m) break;
+        qgen_jump *jp = &bk->jumps[f];
+        jp->ref = until > t;
+        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (jp->rank == 2 && jp->sub == 0) {
+            if (store) {
+                if (jp->ref) LIF_event_refractory(p, x, jp->w);
+                else LIF_event(p, x, jp->w);
+            }
+        } else if (jp->rank == 0) {
+            if (store) memcpy(x, s->pop1_hid_tape_end + (row + jp->k) * 2, sizeof y);
+        } else {
+            if (store) {
+                memcpy(x, s->pop1_hid_tape_x + (row + jp->k) * 2, sizeof y);
+                LIF_reset(p, x);
+            }
+            if (tref > 0) until = jp->time + tref;
+        }
+    }
+    return QGEN_OK;
+}
+
+/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+__device__ int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = d[23];
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 1) ++e;
+    const int32_t *count = s->pop1_hid_tape_count + b * 120;
+    for (int64_t j = 0; j < 120; ++j) {
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
+        const int64_t row = (b * 120 + j) * s->H1;
+        const int64_t c_lo = rc[j];
+        int64_t c_hi = c_lo;
+        while (c_hi < count[j] && s->pop1_hid_tape_step[row + c_hi] == n) ++c_hi;
+        const double until = tref > 0 && c_lo > 0 ? s->pop1_hid_tape_time[row + c_lo - 1] + tref : -INFINITY;
+        rc[j] = c_hi;
+        real *x = X1 + j * 2;
+        memcpy(x, X0 + j * 2, 2 * sizeof *x);
+        int64_t m;
+        if (jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {
+            real y[2];
+            apply_affine(d + (until > t0 ? 6 : 0), x, y, 2);
+            memcpy(x, y, sizeof y);
+            continue;
+        }
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+/* The adjoint back through an arrival of weight w at synapse syn of projection proj (ref: during the
+   refractory period; xm: the state before it): λ⁺ → λ⁻ in lam, dL/dw and dL/d(delay) of the synapse,
+   dL/d(delay) = dL/dt_a (plus pending, the dL/dt of a spike it triggered) onto the emitting spike's dL/dt;
+   with params, dL/dp into grad. */
+__device__ void arrive_pop1_hid(qgen_state *s, int64_t b, const real *p, const real *xm, int ref, int32_t proj,
+                                  int32_t syn, real w, int32_t src_pop, int64_t src, double pending, double *lam,
+                                  double *grad, int params, double **dts)
+{
+    real lam_r[2], o[9];
+    for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+    if (params) {
+        if (ref) LIF_adj_event_refractory(p, xm, w, lam_r, o);
+        else
+        LIF_adj_event(p, xm, w, lam_r, o);
+        grad[0] += o[4];
+        grad[1] += o[5];
+        grad[2] += o[6];
+        grad[3] += o[7];
+        grad[4] += o[8];
+    } else {  /* no parameter gradients */
+        if (ref) LIF_adj_event_refractory_lam(p, xm, w, lam_r, o);
+        else
+        LIF_adj_event_lam(p, xm, w, lam_r, o);
+    }
+    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+    const double time = o[3] + pending;
+    switch (proj) {
+    case 0:
+        s->prj0_inp__hid_wgrad[b * s->S0 + syn] += o[2];
+        s->prj0_inp__hid_dgrad[b * s->S0 + syn] += time;
+        break;
+    default:
+        break;
+    }
+    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+}
+
+/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
+   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+__device__ int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
+                        const real *Dg, const real *Dg_ref, double **dts)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = d[23];
+    double *lam_all = s->pop1_hid_lam + b * 240;
+    real x[2] = {0}, zero[2] = {0}, Pm[6];
+    real Dtmp[30];
+    (void)zero;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 1) ++e;
+    for (int64_t j = 0; j < 120; ++j) {
+        double *lam = lam_all + j * 2;
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
+        const int64_t row = (b * 120 + j) * s->H1;
+        const int64_t c_hi = cursor[j];
+        int64_t c_lo = c_hi;
+        while (c_lo > 0 && s->pop1_hid_tape_step[row + c_lo - 1] == n) --c_lo;
+        cursor[j] = c_lo;
+        const double until = tref > 0 && c_lo > 0 ? s->pop1_hid_tape_time[row + c_lo - 1] + tref : -INFINITY;
+        double *dt_k = dts[1] + row - b * 120 * s->H1;
+        int64_t m = 0;
+        /* no spike and no end of a refractory period in this step: only arrivals, if any */
+        const int still = c_lo == c_hi && !refractory_ends(s->pop1_hid_tape_time + row, c_hi, tref, t0, t1);
+        if (still && e1 > e && !X0) {
+            /* only arrivals, which leave λ unchanged (λ⁻ = λ⁺), and no parameter gradients: λ at each arrival
+               is P(t1 - t_a)ᵀ λ(t1), in any order, and λ(t0) = P(dt)ᵀ λ(t1) */
+            for (int64_t f = e; f < e1; ++f) {
+                const double ta = ev[f].time > t0 ? ev[f].time : t0;
+                const int ref = until > ta;
+                double lam_a[2];
+                memcpy(lam_a, lam, sizeof lam_a);
+                if (t1 > ta) {
+                    if (ref) LIF_propagator_refractory(p, (real)(t1 - ta), Pm);
+                    else
+                    LIF_propagator(p, (real)(t1 - ta), Pm);
+                    adjoint_flow(Pm, lam_a, 2);
+                }
+                arrive_pop1_hid(s, b, p, zero, ref, ev[f].proj, ev[f].syn, weight_of(s, ev[f].proj, ev[f].syn),
+                               ev[f].src_pop, ev[f].src, 0.0, lam_a, grad, 0, dts);
+            }
+            e = e1;
+            adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (!(still && e1 == e) && jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+            return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {  /* no jump: one flow over dt */
+            const int ref = until > t0;
+            if (X0) flow_gradient(ref ? Dg_ref : Dg, lam, X0 + j * 2, grad, 2, 5);
+            adjoint_flow(d + (ref ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (X0) memcpy(x, X0 + j * 2, sizeof x);
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
+        for (int64_t f = m; f >= 0; --f) {
+            const double delta = bk->flow_delta[f];
+            if (delta > 0) {
+                const int ref = bk->flow_ref[f];
+                if (X0) {
+                    if (ref) LIF_propagator_gradients_refractory(p, (real)delta, Dtmp);
+                    else
+                    LIF_propagator_gradients(p, (real)delta, Dtmp);
+                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 5);
+                }
+                if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
+                else
+                LIF_propagator(p, (real)delta, Pm);
+                adjoint_flow(Pm, lam, 2);
+            }
+            if (f == 0) break;
+            const qgen_jump *jp = &bk->jumps[f - 1];
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
+            real lam_r[2];
+            for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+            if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
+                arrive_pop1_hid(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
+                               X0 != NULL, dts);
+                pending = 0;
+            }
+            else if (jp->rank == 0) {  /* the end of spike k's refractory period */
+                const double time = LIF_adj_end(p, s->pop1_hid_tape_end + (row + jp->k) * 2, lam_r);
+                dt_k[jp->k] += time;
+                if (X0) {
+                    real period[5];
+                    LIF_adj_period(p, period);
+                    for (int q = 0; q < 5; ++q) grad[q] += time * period[q];
+                }
+            } else {  /* spike k */
+                const real *xk = s->pop1_hid_tape_x + (row + jp->k) * 2;
+                const double dL = dt_k[jp->k];
+                if (jp->sub == 1) {  /* an event triggered it: the reset at a fixed time */
+                    real o[8];
+                    if (X0) {
+                        LIF_adj_reset(p, xk, lam_r, o);
+                        grad[0] += o[3];
+                        grad[1] += o[4];
+                        grad[2] += o[5];
+                        grad[3] += o[6];
+                        grad[4] += o[7];
+                    } else {
+                        LIF_adj_reset_lam(p, xk, lam_r, o);
+                    }
+                    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+                    pending += o[2] + dL;
+                } else {
+                    real o[7];
+                    if (X0) {
+                        LIF_adj_spike(p, xk, lam_r, (real)dL, o);
+                        grad[0] += o[2];
+                        grad[1] += o[3];
+                        grad[2] += o[4];
+                        grad[3] += o[5];
+                        grad[4] += o[6];
+                    } else {
+                        LIF_adj_spike_lam(p, xk, lam_r, (real)dL, o);
+                    }
+                    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+                }
+            }
+        }
+    }
+    return QGEN_OK;
+}
+
+/* ---- out: LI × 3 ---- */
+
+/* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
+__device__ int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+{
+    const double t0 = n * QGEN_DT;
+    int64_t m = 0;
+    (void)s;
+    (void)b;
+    (void)j;
+    (void)c_lo;
+    (void)c_hi;
+    (void)tref;
+    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    for (int64_t e = 0; e < ne; ++e) {
+        const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
+                                   ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
+        bk->jumps[m++] = arrival;
+    }
+    sort_jumps(bk->jumps, m);
+    *m_out = m;
+    return QGEN_OK;
+}
+
+/* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
+   sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
+__device__ int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
+                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+{
+    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    (void)s;
+    (void)b;
+    (void)j;
+    (void)tref;
+    double t = t0;
+    real y[2], Pm[6];
+    for (int64_t f = 0; f <= m; ++f) {
+        const double target = f < m ? bk->jumps[f].time : t1;
+        const double delta = target > t ? target - t : 0;
+        const int ref = until > t;
+        bk->flow_t[f] = t;
+        bk->flow_delta[f] = delta;
+        bk->flow_ref[f] = ref;
+        if (store) {
+            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            if (delta > 0) {
+                LI_propagator(p, (real)delta, Pm);
+                apply_affine(Pm, x, y, 2);
+                memcpy(x, y, sizeof y);
+            }
+        }
+        if (delta > 0) t = target;
+        if (f == m) break;
+        qgen_jump *jp = &bk->jumps[f];
+        jp->ref = until > t;
+        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (jp->rank == 2 && jp->sub == 0) {
+            if (store) LI_event(p, x, jp->w);
+        } else if (jp->rank == 0) {
+        } else {
+        }
+    }
+    return QGEN_OK;
+}
+
+/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+__device__ int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = 0;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 2) ++e;
+    for (int64_t j = 0; j < 3; ++j) {
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
+        const int64_t c_lo = 0, c_hi = 0;
+        const double until = -INFINITY;
+        (void)rc;
+        real *x = X1 + j * 2;
+        memcpy(x, X0 + j * 2, 2 * sizeof *x);
+        int64_t m;
+        if (jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {
+            real y[2];
+            apply_affine(d + (until > t0 ? 6 : 0), x, y, 2);
+            memcpy(x, y, sizeof y);
+            continue;
+        }
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+/* The adjoint back through an arrival of weight w at synapse syn of projection proj (ref: during the
+   refractory period; xm: the state before it): λ⁺ → λ⁻ in lam, dL/dw and dL/d(delay) of the synapse,
+   dL/d(delay) = dL/dt_a (plus pending, the dL/dt of a spike it triggered) onto the emitting spike's dL/dt;
+   with params, dL/dp into grad. */
+__device__ void arrive_pop2_out(qgen_state *s, int64_t b, const real *p, const real *xm, int ref, int32_t proj,
+                                  int32_t syn, real w, int32_t src_pop, int64_t src, double pending, double *lam,
+                                  double *grad, int params, double **dts)
+{
+    real lam_r[2], o[6];
+    for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
+    (void)ref;
+    if (params) {
+        LI_adj_event(p, xm, w, lam_r, o);
+        grad[0] += o[4];
+        grad[1] += o[5];
+    } else {  /* no parameter gradients */
+        LI_adj_event_lam(p, xm, w, lam_r, o);
+    }
+    for (int r = 0; r < 2; ++r) lam[r] = o[r];
+    const double time = o[3] + pending;
+    switch (proj) {
+    case 1:
+        s->prj1_hid__out_wgrad[b * s->S1 + syn] += o[2];
+        s->prj1_hid__out_dgrad[b * s->S1 + syn] += time;
+        break;
+    default:
+        break;
+    }
+    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+}
+
+/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
+   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+__device__ int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
+                        const real *Dg, const real *Dg_ref, double **dts)
+{
+    const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
+    const double tref = 0;
+    double *lam_all = s->pop2_out_lam + b * 6;
+    real x[2] = {0}, zero[2] = {0}, Pm[6];
+    real Dtmp[12];
+    (void)cursor;
+    (void)zero;
+    int64_t e = 0;
+    while (e < ne && ev[e].pop != 2) ++e;
+    for (int64_t j = 0; j < 3; ++j) {
+        double *lam = lam_all + j * 2;
+        int64_t e1 = e;
+        while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
+        const int64_t c_lo = 0, c_hi = 0;
+        const double until = -INFINITY;
+        int64_t m = 0;
+        const int still = 1;
+        if (still && e1 > e && !X0) {
+            /* only arrivals, which leave λ unchanged (λ⁻ = λ⁺), and no parameter gradients: λ at each arrival
+               is P(t1 - t_a)ᵀ λ(t1), in any order, and λ(t0) = P(dt)ᵀ λ(t1) */
+            for (int64_t f = e; f < e1; ++f) {
+                const double ta = ev[f].time > t0 ? ev[f].time : t0;
+                const int ref = until > ta;
+                double lam_a[2];
+                memcpy(lam_a, lam, sizeof lam_a);
+                if (t1 > ta) {
+                    LI_propagator(p, (real)(t1 - ta), Pm);
+                    adjoint_flow(Pm, lam_a, 2);
+                }
+                arrive_pop2_out(s, b, p, zero, ref, ev[f].proj, ev[f].syn, weight_of(s, ev[f].proj, ev[f].syn),
+                               ev[f].src_pop, ev[f].src, 0.0, lam_a, grad, 0, dts);
+            }
+            e = e1;
+            adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (!(still && e1 == e) && jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+            return QGEN_OUT_OF_MEMORY;
+        e = e1;
+        if (m == 0) {  /* no jump: one flow over dt */
+            const int ref = until > t0;
+            if (X0) flow_gradient(ref ? Dg_ref : Dg, lam, X0 + j * 2, grad, 2, 2);
+            adjoint_flow(d + (ref ? 6 : 0), lam, 2);
+            continue;
+        }
+        if (X0) memcpy(x, X0 + j * 2, sizeof x);
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
+        for (int64_t f = m; f >= 0; --f) {
+            const double delta = bk->flow_delta[f];
+            if (delta > 0) {
+                const int ref = bk->flow_ref[f];
+                if (X0) {
+                    LI_propagator_gradients(p, (real)delta, Dtmp);
+                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 2);
+                }
+                (void)ref;
+                LI_propagator(p, (real)delta, Pm);
+                adjoint_flow(Pm, lam, 2);
+            }
+            if (f == 0) break;
+            const qgen_jump *jp = &bk->jumps[f - 1];
+            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
+            if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
+                arrive_pop2_out(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
+                               X0 != NULL, dts);
+                pending = 0;
+            }
+        }
+    }
+    return QGEN_OK;
+}
+
+__device__ int backward_trial(qgen_state *s, int64_t b)
+{
+    const int64_t T = s->T, K = s->ckpt_every > 0 ? s->ckpt_every : 64;
+    const int states = s->need_states && s->ckpt_every > 0;
+    int rc = QGEN_OUT_OF_MEMORY;
+    qgen_back bk;
+    memset(&bk, 0, sizeof bk);
+    qgen_emission *em = NULL;
+    int64_t *seg_lo = (int64_t *)malloc((size_t)K * sizeof *seg_lo), *seg_hi = (int64_t *)malloc((size_t)K * sizeof *seg_hi);
+    int64_t *group = (int64_t *)malloc((QGEN_ALL_NEURONS + 1) * sizeof *group);
+    int64_t n_em = 0, span = 1, next, seg;
+    double *dts[3] = {0};
+    int64_t *cursor1 = (int64_t *)calloc(120, sizeof(int64_t));
+    int64_t *replay1 = (int64_t *)calloc(120, sizeof(int64_t));
+    real *xs1 = states ? (real *)malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
+    dts[1] = s->pop1_hid_tape_dt + b * 120 * s->H1;
+    int64_t *cursor2 = (int64_t *)calloc(3, sizeof(int64_t));
+    int64_t *replay2 = (int64_t *)calloc(3, sizeof(int64_t));
+    real *xs2 = states ? (real *)malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
+    if (!seg_lo || !seg_hi || !group) goto done;
+    if (!cursor1 || !replay1 || (states && !xs1)) goto done;
+    if (!cursor2 || !replay2 || (states && !xs2)) goto done;
+    /* the spikes to push, by step */
+    n_em += s->pop0_inp_in_start[b + 1] - s->pop0_inp_in_start[b];
+    for (int64_t j = 0; j < 120; ++j) n_em += s->pop1_hid_tape_count[b * 120 + j];
+    em = (qgen_emission *)malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
+    if (!em) goto done;
+    n_em = 0;
+    for (int64_t k = s->pop0_inp_in_start[b]; k < s->pop0_inp_in_start[b + 1]; ++k) {
+        const qgen_emission input = {s->pop0_inp_in_step[k], s->pop0_inp_in_time[k], 0,
+                                     s->pop0_inp_in_id[k], -1};
+        em[n_em++] = input;
+    }
+    for (int64_t j = 0; j < 120; ++j) {
+        const int64_t row = (b * 120 + j) * s->H1;
+        for (int64_t k = 0; k < s->pop1_hid_tape_count[b * 120 + j]; ++k) {
+            const qgen_emission spike = {s->pop1_hid_tape_step[row + k], s->pop1_hid_tape_time[row + k],
+                                         1, (int32_t)j, k};
+            em[n_em++] = spike;
+        }
+    }
+    qsort(em, (size_t)n_em, sizeof *em, compare_emissions);
+    /* the drop logs, sorted for lookups; the reverse calendar, one maximum delay long */
+    {
+        const int64_t count = s->prj0_inp__hid_drops[b] < s->L0 ? s->prj0_inp__hid_drops[b] : s->L0;
+        bk.drops[0] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!bk.drops[0]) goto done;
+        for (int64_t k = 0; k < count; ++k) {
+            const qgen_drop drop = {s->prj0_inp__hid_drop_syn[b * s->L0 + k],
+                                    s->prj0_inp__hid_drop_key[b * s->L0 + k]};
+            bk.drops[0][k] = drop;
+        }
+        qsort(bk.drops[0], (size_t)count, sizeof(qgen_drop), compare_drops);
+        bk.n_drops[0] = count;
+        for (int64_t syn = 0; syn < s->S0; ++syn) {
+            const int64_t steps = (int64_t)ceil(s->prj0_inp__hid_delay[syn] / QGEN_DT) + 2;
+            if (steps > span) span = steps;
+        }
+    }
+    {
+        const int64_t count = s->prj1_hid__out_drops[b] < s->L1 ? s->prj1_hid__out_drops[b] : s->L1;
+        bk.drops[1] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!bk.drops[1]) goto done;
+        for (int64_t k = 0; k < count; ++k) {
+            const qgen_drop drop = {s->prj1_hid__out_drop_syn[b * s->L1 + k],
+                                    s->prj1_hid__out_drop_key[b * s->L1 + k]};
+            bk.drops[1][k] = drop;
+        }
+        qsort(bk.drops[1], (size_t)count, sizeof(qgen_drop), compare_drops);
+        bk.n_drops[1] = count;
+        for (int64_t syn = 0; syn < s->S1; ++syn) {
+            const int64_t steps = (int64_t)ceil(s->prj1_hid__out_delay[syn] / QGEN_DT) + 2;
+            if (steps > span) span = steps;
+        }
+    }
+    bk.D = span + 1;
+    bk.slots = (qgen_slot *)calloc((size_t)bk.D, sizeof *bk.slots);
+    if (!bk.slots) goto done;
+    for (int64_t j = 0; j < 120; ++j) cursor1[j] = s->pop1_hid_tape_count[b * 120 + j];
+    next = n_em - 1;
+    seg = s->NSEG - 1;
+    for (int64_t m1 = T; m1 > 0;) {
+        const int64_t m0 = ((m1 - 1) / K) * K;
+        /* the arrivals of steps m1-1 .. m0, from the reverse calendar */
+        bk.n_seg = 0;
+        for (int64_t n = m1 - 1; n >= m0; --n) {
+            while (next >= 0 && em[next].step >= n - span) {
+                if (push_emission(s, &bk, &em[next], T)) goto done;
+                --next;
+            }
+            qgen_slot *slot = &bk.slots[n % bk.D];
+            if (grow((void **)&bk.seg, &bk.cap_seg, bk.n_seg + slot->n, sizeof *bk.seg)) goto done;
+            seg_lo[n - m0] = bk.n_seg;
+            group_arrivals(slot->a, slot->n, bk.seg + bk.n_seg, group);
+            bk.n_seg += slot->n;
+            seg_hi[n - m0] = bk.n_seg;
+            slot->n = 0;
+        }
+        if (states) {  /* replay the segment from its checkpoint: the state at the start of each step */
+            int64_t g = seg;
+            while (g > 0 && s->seg_start[g] > m0) --g;
+            memcpy(xs1, s->pop1_hid_ckpt_x + (b * s->NK + m0 / K) * 240,
+                   240 * sizeof(real));
+            for (int64_t j = 0; j < 120; ++j) {
+                int64_t k = cursor1[j];
+                const int64_t row = (b * 120 + j) * s->H1;
+                while (k > 0 && s->pop1_hid_tape_step[row + k - 1] >= m0) --k;
+                replay1[j] = k;
+            }
+            memcpy(xs2, s->pop2_out_ckpt_x + (b * s->NK + m0 / K) * 6,
+                   6 * sizeof(real));
+            for (int64_t n = m0; n < m1 - 1; ++n) {
+                while (g + 1 < s->NSEG && s->seg_start[g + 1] <= n) ++g;
+                const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
+                const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
+                if (replay_pop1_hid(s, b, n, ev, ne, xs1 + (n - m0) * 240,
+                                        xs1 + (n - m0 + 1) * 240, replay1,
+                                        s->pop1_hid_seg_params + g * 5,
+                                        s->pop1_hid_seg_derived + g * 29, &bk))
+                    goto done;
+                if (replay_pop2_out(s, b, n, ev, ne, xs2 + (n - m0) * 6,
+                                        xs2 + (n - m0 + 1) * 6, replay2,
+                                        s->pop2_out_seg_params + g * 2,
+                                        s->pop2_out_seg_derived + g * 29, &bk))
+                    goto done;
+            }
+        }
+        for (int64_t n = m1 - 1; n >= m0; --n) {
+            while (seg > 0 && s->seg_start[seg] > n) --seg;
+            const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
+            const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
+            for (int64_t j = 0; j < 3; ++j) {  /* the trace cotangents at the end of step n */
+                s->pop2_out_lam[(b * 3 + j) * 2 + 0]
+                    += s->pop2_out_cot_v[(b * T + n) * 3 + j];
+            }
+            {
+                const real *p = s->pop1_hid_seg_params + seg * 5;
+                const real *d = s->pop1_hid_seg_derived + seg * 29;
+                real Dg[30], Dg_ref[30];
+                if (states) {
+                    LIF_propagator_gradients(p, (real)QGEN_DT, Dg);
+                    LIF_propagator_gradients_refractory(p, (real)QGEN_DT, Dg_ref);
+                }
+                if (back_pop1_hid(s, b, n, ev, ne, states ? xs1 + (n - m0) * 240 : NULL,
+                                      cursor1, p, d, s->pop1_hid_pgrad + (b * s->NSEG + seg) * 5,
+                                      &bk, Dg, Dg_ref, dts))
+                    goto done;
+            }
+            {
+                const real *p = s->pop2_out_seg_params + seg * 2;
+                const real *d = s->pop2_out_seg_derived + seg * 29;
+                real Dg[12], Dg_ref[12];
+                if (states) {
+                    LI_propagator_gradients(p, (real)QGEN_DT, Dg);
+                    memcpy(Dg_ref, Dg, sizeof Dg);
+                }
+                if (back_pop2_out(s, b, n, ev, ne, states ? xs2 + (n - m0) * 6 : NULL,
+                                      cursor2, p, d, s->pop2_out_pgrad + (b * s->NSEG + seg) * 2,
+                                      &bk, Dg, Dg_ref, dts))
+                    goto done;
+            }
+        }
+        m1 = m0;
+    }
+    rc = QGEN_OK;
+done:
+    free(em);
+    free(seg_lo);
+    free(seg_hi);
+    free(group);
+    free(cursor1);
+    free(replay1);
+    free(xs1);
+    free(cursor2);
+    free(replay2);
+    free(xs2);
+    if (bk.slots)
+        for (int64_t k = 0; k < bk.D; ++k) free(bk.slots[k].a);
+    free(bk.slots);
+    free(bk.seg);
+    free(bk.jumps);
+    free(bk.flow_t);
+    free(bk.flow_delta);
+    free(bk.flow_ref);
+    free(bk.flow_x);
+    free(bk.jump_x);
+    free(bk.drops[0]);
+    free(bk.drops[1]);
+    return rc;
+}
+
+
+#undef malloc
+#undef calloc
+#undef realloc
+#undef free
+#undef qsort
+#undef bsearch
+
+/* The backward pass of every trial of the last forward run (with S.grad): block b runs trial b. */
+extern "C" __global__ void qgen_backward(int64_t unused)
+{
+    (void)unused;
+    const int64_t b = blockIdx.x;
+    if (b >= S.B || threadIdx.x > 0) return;
+    qgen_state s = S;  /* the C functions take the state by pointer */
+    const int rc = backward_trial(&s, b);
+    if (rc) set_error(b, rc, -1, -1, -1, 0.0);
+}
+
