@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA target's checks on a machine with an NVIDIA GPU and no network:
 #
-#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench peers (default: all)
+#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench grad peers (default: all)
 #
 # Each stage writes its own logs, so a machine with a time limit per command (or a limit on the files
 # brought back: the device tool takes 8) can run them over several calls (install tests memcheck, then
@@ -21,28 +21,29 @@
 #      pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #          --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #          -d vendor siphash24 cffi
-# 2. runs the CUDA tests (tests/test_cuda_target.py on the GPU and emulated, tests/test_cuda_codegen.py);
-# 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing);
+# 2. runs the CUDA tests on the GPU (tests/test_cuda_target.py, tests/test_cuda_adjoint.py, tests/test_cuda_codegen.py);
+# 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing, the backward pass);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the
 #    benchmark suite), the full-scale microcircuit against real time, with its GPU memory, and the
 #    CUDA target's launch strategies side by side (benchmarks/cuda_launch.py, launch.txt);
+# 4b. (grad) the forward + gradient of the recurrent network, CUDA against C (benchmarks/cuda_grad.py, grad.txt);
 # 5. (peers) the GPU benchmarks against adseq on JAX-GPU, in the same run: the queue micro-benchmark
 #    at 10⁴, 10⁵ and 10⁶ queues and the recurrent network's forward pass (benchmarks/queue_micro.py
 #    and benchmarks/rsnn.py with --target cuda), each under a time limit; the stage peers_small runs
 #    10⁴ queues and the network alone, peers_large the 10⁵ and 10⁶ queues alone.
 #
-# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, peers.txt
-# and peers.tar.gz (the benchmarks' JSON). Exits
+# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, grad.txt,
+# grad.json, peers.txt and peers.tar.gz (the benchmarks' JSON). Exits
 # non-zero when a check fails (the logs are written all the same).
 set -uo pipefail
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [peers]" >&2
+    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [grad] [peers]" >&2
     exit 2
 fi
 OUTDIR=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-STAGES=" ${*:-install tests memcheck bench peers} "
+STAGES=" ${*:-install tests memcheck bench grad peers} "
 stage() { [[ "$STAGES" == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -129,8 +130,9 @@ PY="$VENV/bin/python"
 # ------------------------------------------------------------------ 2. tests
 if stage tests; then
 start=$(date +%s)
-"$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUTDIR/junit.xml" \
-    tests/test_cuda_target.py tests/test_cuda_codegen.py >"$OUTDIR/pytest.log" 2>&1
+# the GPU cases only (CI runs the emulated ones and the nvcc compiles on every push)
+"$PY" -m pytest -q -p no:cacheprovider -rs -n 8 --dist load -k "gpu or not emulated" --junitxml="$OUTDIR/junit.xml" \
+    tests/test_cuda_target.py tests/test_cuda_adjoint.py tests/test_cuda_codegen.py >"$OUTDIR/pytest.log" 2>&1
 rc=$?
 note "pytest ($(($(date +%s) - start)) s): $(tail -1 "$OUTDIR/pytest.log")"
 [ $rc -eq 0 ] || fail "tests (see pytest.log)"
@@ -159,10 +161,14 @@ with tempfile.TemporaryDirectory() as tmp:
         open(path, "w").write(textwrap.dedent(network(queue, 2, timing, 7)))
         sim = qgen.load(path, "cuda", out=f"{tmp}/gen").simulator(batch=2)
         inputs = poisson(7, 2, timing == "grid", rate_hz=200.0)
-        result = sim.run(inputs, 20.0)
+        result = sim.run(inputs, 20.0, grad=timing == "exact")  # exact: the gradient tape and the backward pass
         reference = ReferenceSimulator(sim.data, batch=2).run(inputs, 20.0)
         drops = {k: int(v.sum()) for k, v in result.drops.items()}
         same = all(np.array_equal(result.drops[k], reference.drops[k]) for k in drops)
+        if timing == "exact":
+            cotangents = {f"{pop}.spikes": np.ones_like(record.times) for pop, record in result.spikes.items()}
+            grads = sim.backward(cotangents).flat()
+            print(f"memcheck {queue} backward: {len(grads)} gradients, finite: {all(np.isfinite(v).all() for v in grads.values())}")
         print(f"memcheck {queue} {timing}: spikes {sum(int(r.total.sum()) for r in result.spikes.values())}, "
               f"drops {drops}, drops as the reference: {same}")
 EOF
@@ -217,6 +223,14 @@ EOF
     rc=$?
     note "launch strategies (launch.txt): $(grep -c 'µs/step' "$OUTDIR/launch.txt") workloads (exit $rc)"
     [ $rc -eq 0 ] || fail "launch strategies (see launch.txt)"
+fi
+
+# ------------------------------------------------------------------ 4b. the backward pass against the C target's
+if stage grad; then
+    timeout 500 "$PY" -m benchmarks.cuda_grad --repeats 3 --json "$OUTDIR/grad.json" >"$OUTDIR/grad.txt" 2>&1
+    rc=$?
+    note "forward + gradient, CUDA vs C (grad.txt): $(grep -c 'batch' "$OUTDIR/grad.txt") rows (exit $rc)"
+    [ $rc -eq 0 ] || fail "forward + gradient (see grad.txt)"
 fi
 
 # ------------------------------------------------------------------ 5. GPU benchmarks against adseq on JAX-GPU
