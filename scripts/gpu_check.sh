@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA target's checks on a machine with an NVIDIA GPU and no network:
 #
-#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench grad peers (default: all)
+#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench launch profile grad peers
+#                                                     (default: all)
 #
 # Each stage writes its own logs, so a machine with a time limit per command (or a limit on the files
 # brought back: the device tool takes 8) can run them over several calls (install tests memcheck, then
@@ -24,26 +25,27 @@
 # 2. runs the CUDA tests on the GPU (tests/test_cuda_target.py, tests/test_cuda_adjoint.py, tests/test_cuda_codegen.py);
 # 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing, the backward pass);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the
-#    benchmark suite), the full-scale microcircuit against real time, with its GPU memory, and the
-#    CUDA target's launch strategies side by side (benchmarks/cuda_launch.py, launch.txt);
+#    benchmark suite) and the full-scale microcircuit against real time, with its GPU memory; (launch)
+#    the CUDA target's launch strategies side by side (benchmarks/cuda_launch.py, launch.txt); (profile)
+#    the full-scale microcircuit's time per kernel and outside the steps (benchmarks/cuda_profile.py);
 # 4b. (grad) the forward + gradient of the recurrent network, CUDA against C (benchmarks/cuda_grad.py, grad.txt);
 # 5. (peers) the GPU benchmarks against adseq on JAX-GPU, in the same run: the queue micro-benchmark
 #    at 10⁴, 10⁵ and 10⁶ queues and the recurrent network's forward pass (benchmarks/queue_micro.py
 #    and benchmarks/rsnn.py with --target cuda), each under a time limit; the stage peers_small runs
 #    10⁴ queues and the network alone, peers_large the 10⁵ and 10⁶ queues alone.
 #
-# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, grad.txt,
+# Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, profile.txt, grad.txt,
 # grad.json, peers.txt and peers.tar.gz (the benchmarks' JSON). Exits
 # non-zero when a check fails (the logs are written all the same).
 set -uo pipefail
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [grad] [peers]" >&2
+    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [launch] [profile] [grad] [peers]" >&2
     exit 2
 fi
 OUTDIR=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-STAGES=" ${*:-install tests memcheck bench grad peers} "
+STAGES=" ${*:-install tests memcheck bench launch profile grad peers} "
 stage() { [[ "$STAGES" == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -218,11 +220,21 @@ EOF
     rc=$?
     note "timing (bench.txt): $(tr '\n' ';' <"$OUTDIR/bench.txt")"
     [ $rc -eq 0 ] || fail "timing run (see bench.txt)"
+fi
+if stage launch; then
     # the launch strategies of the CUDA target side by side (benchmarks/RESULTS.md (h))
     timeout 600 "$PY" -m benchmarks.cuda_launch --repeats 2 --microcircuit-scale 0 >"$OUTDIR/launch.txt" 2>&1
     rc=$?
     note "launch strategies (launch.txt): $(grep -c 'µs/step' "$OUTDIR/launch.txt") workloads (exit $rc)"
     [ $rc -eq 0 ] || fail "launch strategies (see launch.txt)"
+fi
+
+# ------------------------------------------------------------------ 4a. where the full-scale microcircuit's time goes
+if stage profile; then
+    timeout 300 "$PY" -m benchmarks.cuda_profile --steps 1000 >"$OUTDIR/profile.txt" 2>&1
+    rc=$?
+    note "profile (profile.txt): exit $rc"
+    [ $rc -eq 0 ] || fail "profile (see profile.txt)"
 fi
 
 # ------------------------------------------------------------------ 4b. the backward pass against the C target's
