@@ -303,6 +303,26 @@ def test_weights_delays_and_parameters_are_the_arrays_of_the_next_run(backend, o
     assert len(times) and times.min() > 3.0  # the first input arrives at 1 + 2 ms
 
 
+def test_unchanged_network_arrays_are_not_copied_again(backend, out, monkeypatch):
+    sim = load(EXAMPLES / "yinyang.snn", backend, out).simulator()
+    inputs = {"inp": (np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.arange(5))}
+    weights = sim.weights["inp->hid"]
+    first = sim.run(inputs, 30.0).spikes["hid"].total.sum()
+    device = sim._state.device
+    copied = []
+    htod = device.cuda.memcpy_htod
+    monkeypatch.setattr(device, "cuda", type("Counting", (), {
+        "__getattr__": lambda self, name: getattr(cuda_target._driver(), name),
+        "memcpy_htod": staticmethod(lambda dest, src: copied.append(src) or htod(dest, src))})())
+    assert sim.run(inputs, 30.0).spikes["hid"].total.sum() == first
+    assert not any(src is weights or src is sim._arrays["prj0_inp__hid_post"] for src in copied)
+    with pytest.raises(ValueError, match="read-only"):  # a reference from before the run: loud, not missed
+        weights[:] = 0.0
+    sim.weights["inp->hid"][:] = 0.0  # asked for again: writeable, copied at the next run
+    assert sim.run(inputs, 30.0).spikes["hid"].total.sum() == 0 < first
+    assert any(src is weights for src in copied)
+
+
 def test_a_window_of_steps_follows_the_delays_of_each_run(backend, write_model, out):
     # every queue a ring: qgen_steps takes as many steps per phase as the shortest delay allows,
     # computed at each run from the delays as they are then

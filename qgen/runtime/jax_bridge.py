@@ -101,10 +101,11 @@ class Bridge:
                 raise QgenError(Code.BAD_INPUT, f"parameter {key}: values must be finite")
             owner, _, what = key.partition(".")
             if owner in data.projections:
-                getattr(data.projections[owner], what)[...] = value
                 bound = getattr(self.sim, what + "s", None)  # the C target's arrays (copies where dtypes differ)
-                if bound is not None and bound[owner] is not getattr(data.projections[owner], what):
-                    bound[owner][...] = value
+                target = bound[owner] if bound is not None else None  # (asking for it makes it writeable)
+                getattr(data.projections[owner], what)[...] = value
+                if target is not None and target is not getattr(data.projections[owner], what):
+                    target[...] = value
             elif what.endswith(".initial"):
                 data.populations[owner].initial[what.removesuffix(".initial")][...] = value
             else:

@@ -28,7 +28,11 @@ _NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
 
 class BoundArrays(Mapping):
     """name -> a NumPy array the kernels read. ``m[name][...] = v`` writes in place; ``m[name] = v``
-    checks the shape and that the values are finite numbers, then copies."""
+    checks the shape and that the values are finite numbers, then copies.
+
+    A run checks (and the cuda target uploads) each array once and then makes it read-only, until it
+    is asked for here again: so an unchanged array costs nothing at the next run, and a write through
+    a reference kept from before a run fails loudly instead of being missed."""
 
     def __init__(self, arrays: dict[str, np.ndarray], what: str) -> None:
         self._arrays = arrays
@@ -37,7 +41,9 @@ class BoundArrays(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._arrays:
             raise KeyError(f"no {self._what} {name!r}; there are: {', '.join(self._arrays)}")
-        return self._arrays[name]
+        array = self._arrays[name]
+        array.flags.writeable = True  # it may change: the next run checks it again
+        return array
 
     def __setitem__(self, name: str, value) -> None:
         target = self[name]
@@ -249,6 +255,9 @@ class Simulation:
         finally:
             for name, values in base.items():
                 self._arrays[f"{self._pops[name]['prefix']}_params"][...] = values
+        for proj in self._projs.values():  # checked (and on the cuda target copied): read-only until asked for
+            self._arrays[f"{proj['prefix']}_delay"].flags.writeable = False
+            self._arrays[f"{proj['prefix']}_weight"].flags.writeable = False
         result = self._result(duration, steps)
         if grad:
             self._check_tape(result)
@@ -283,12 +292,14 @@ class Simulation:
                 self._arrays[f"{pop['prefix']}_params"][pop["parameters"].index(d.parameter)] = d.value
 
     def _check_network(self) -> None:
+        """Delays and weights changed since the last run (writeable: see BoundArrays) must be valid."""
         for name, proj in self._projs.items():
-            delay = self.delays[name]
-            if len(delay) and not (np.all(np.isfinite(delay)) and delay.min() >= self.dt * (1 - 1e-12)):
-                raise QgenError(Code.BAD_DELAY, f"projection {name}: a delay is below dt = {self.dt:g} ms "
-                                f"or not finite (smallest {delay.min():g} ms)", hint="delays are at least dt")
-            if not np.all(np.isfinite(self.weights[name])):
+            delay, weight = self._arrays[f"{proj['prefix']}_delay"], self._arrays[f"{proj['prefix']}_weight"]
+            if delay.flags.writeable:
+                if len(delay) and not (np.all(np.isfinite(delay)) and delay.min() >= self.dt * (1 - 1e-12)):
+                    raise QgenError(Code.BAD_DELAY, f"projection {name}: a delay is below dt = {self.dt:g} ms "
+                                    f"or not finite (smallest {delay.min():g} ms)", hint="delays are at least dt")
+            if weight.flags.writeable and not np.all(np.isfinite(weight)):
                 raise QgenError(Code.BAD_INPUT, f"projection {name}: a weight is not finite")
         for name, params in self.parameters.items():
             for param, value in params.items():

@@ -346,6 +346,7 @@ class Device:
         self.threads = int(plan["threads"])
         self.buffers: dict[str, object] = {}
         self.nbytes: dict[str, int] = {}
+        self.current: set[str] = set()  # network arrays whose device copy is current (read-only on the host)
         self.fresh = False
 
     # ------------------------------------------------------------ memory
@@ -353,18 +354,28 @@ class Device:
     def _buffer(self, name: str, nbytes: int):
         nbytes = max(int(nbytes), 8)
         if self.nbytes.get(name) != nbytes:
+            self.current.discard(name)
             self.buffers.pop(name, None)  # freed when collected
             self.buffers[name] = self.cuda.mem_alloc(nbytes)
             self.nbytes[name] = nbytes
         return self.buffers[name]
 
     def upload(self, lifetimes: tuple[str, ...]) -> None:
+        """The host arrays of these lifetimes to the device. A network array is made read-only once it is
+        there and not copied again while it stays so (BoundArrays makes it writeable when asked for): the
+        full-scale microcircuit's synapses took a second per run. Parameters always go (drives change them)."""
         for field in self.sim._fields.values():
             if field.lifetime in lifetimes:
                 array = self.sim._arrays[field.name]
+                protect = field.lifetime == "network" and not field.name.endswith(("_params", "_derived"))
+                if protect and not array.flags.writeable and field.name in self.current:
+                    continue
                 buffer = self._buffer(field.name, array.nbytes)
                 if array.nbytes:
                     self.cuda.memcpy_htod(buffer, array)
+                if protect:
+                    array.flags.writeable = False
+                    self.current.add(field.name)
 
     def allocate_device_only(self, sizes: dict) -> None:
         for field in self.sim._fields.values():
