@@ -87,3 +87,26 @@ def test_gradients_need_a_differentiable_cuda_build(backend, write, out):
     single = load(write(WITH_PARAMETERS, "parameters"), backend, out, precision="float32").simulator(seed=0)
     with pytest.raises(QgenError, match="float64"):
         single.run(inputs(), 10.0, grad=True)
+
+
+def test_jax_bridge_on_the_cuda_target_equals_the_c_target_s(backend, write, out):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from qgen.runtime.jax_bridge import pad_inputs
+
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        path = write(WITH_PARAMETERS, "parameters")
+        trials = {"inp": pad_inputs([inputs(1 + b)["inp"] for b in range(2)])}
+        w = np.random.default_rng(0).normal(size=(2, 6, 1024))
+        grads = {}
+        for name, model in (("c", qgen.load(path, out=out / "c")), ("cuda", load(path, backend, out))):
+            fn, params = model.as_jax(40.0, batch=2, seed=0)
+            grads[name] = jax.grad(lambda p, x: jnp.nansum(fn(p, x)["hid.spikes"] * w))(params, trials)
+        assert set(grads["cuda"]) == set(grads["c"])
+        assert_same({k: np.asarray(v) for k, v in grads["cuda"].items()},
+                    {k: np.asarray(v) for k, v in grads["c"].items()}, rtol=1e-9)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
