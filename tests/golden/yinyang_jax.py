@@ -173,10 +173,22 @@ def _put(a, column, value):
     return jnp.where(jnp.arange(a.shape[1], dtype=column.dtype)[None, :] == column[:, None], value[:, None], a)
 
 
+def _before(valid):
+    """How many valid entries precede each entry of its row. Rows of a few entries take a running
+    sum over the columns, where XLA:CPU's cumsum (a reduce-window) costs several times more."""
+    if valid.shape[1] > 16:
+        return jnp.cumsum(valid, axis=1, dtype=INT) - valid
+    running, columns = jnp.zeros(valid.shape[0], INT), []
+    for i in range(valid.shape[1]):
+        columns.append(running)
+        running = running + valid[:, i]
+    return jnp.stack(columns, axis=1)
+
+
 def _compact(valid, width, arrays):
     """Each row's valid entries moved to the front in their order, the first ``width`` kept:
     (the arrays, (rows, width); how many each row kept; how many did not fit, in all)."""
-    place = jnp.cumsum(valid, axis=1, dtype=INT) - 1
+    place = _before(valid)
     place = jnp.where(valid & (place < width), place, width)  # out of range: not written
     packed = _scatter_rows(place, width, arrays, [0] * len(arrays))
     count = jnp.sum(valid, axis=1, dtype=INT)
@@ -315,12 +327,14 @@ def _fifo_init(synapses, capacity):
 
 
 def _fifo_pop(q, n, weight, in_syn, in_valid, capacity):
-    """The due prefix of every synapse's buffer, gathered per target through its incoming synapses."""
+    """The due prefix of every synapse's buffer, gathered per target through its incoming synapses.
+    A synapse's keys grow in push order (its neuron's spikes in time order, one delay), so the due
+    entries are a prefix from the head: they are found where they lie, without reordering the
+    buffer (a gather that cost XLA:CPU more than the rest of the pop); the merge orders events."""
     synapses, K = q["key"].shape
-    position = (q["head"][:, None] + jnp.arange(K, dtype=INT)) % K
-    ordered = jnp.take_along_axis(q["key"], position, axis=1)  # oldest first
-    due = (jnp.arange(K, dtype=INT) < q["size"][:, None]) & _due(ordered, n)
-    due = jnp.cumprod(due, axis=1).astype(bool)  # a prefix: arrival times grow along a synapse
+    age = (jnp.arange(K, dtype=INT)[None, :] - q["head"][:, None]) % K  # 0: the oldest
+    due = (age < q["size"][:, None]) & _due(q["key"], n)
+    ordered = q["key"]
     taken = jnp.sum(due, axis=1, dtype=INT)
     q = dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken)
     rows = in_syn.shape[0]
@@ -328,7 +342,7 @@ def _fifo_pop(q, n, weight, in_syn, in_valid, capacity):
     keys = ordered[in_syn].reshape(rows, -1)
     syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], K)).reshape(rows, -1)
     width = min(capacity, valid.shape[1])
-    slot = jnp.cumsum(valid, axis=1, dtype=INT) - 1  # pack each row's due events to the front
+    slot = _before(valid)  # pack each row's due events to the front
     slot = jnp.where(valid & (slot < width), slot, width)
     packed_key, packed_syn = _scatter_rows(slot, width, [keys, syn], [NO_KEY, 0])
     count = jnp.sum(valid, axis=1, dtype=INT)
@@ -349,7 +363,7 @@ def _fifo_push(q, key, valid):
         keys = _put(keys, slot, key[:, k])
         size = size + accept
         drops = drops + jnp.sum(valid[:, k] & ~accept, dtype=INT)
-    dropped = valid & (jnp.cumsum(valid, axis=1, dtype=INT) > K - q["size"][:, None])
+    dropped = valid & (_before(valid) + valid > K - q["size"][:, None])
     syn = jnp.broadcast_to(lines[:, None], key.shape)
     return dict(q, key=keys, size=size, drops=drops), (syn, key, dropped)
 
