@@ -51,13 +51,18 @@ def both(load, text: str, batch: int = 1, seed: int = 1):
     ref = load(text, "reference").simulator(batch=batch, seed=0)
     expected = ref.run(given, 40.0, grad=True)
     result = c_sim.run(given, 40.0, grad=True)
+    assert_same_run(result, expected)
+    cot = gradcheck.random_cotangents(expected, np.random.default_rng(seed))
+    return c_sim.backward(cot).flat(), ref.backward(cot).flat(), expected
+
+
+def assert_same_run(result, expected) -> None:
+    """The same spikes (times to 1e-12 ms) and drops: the forward passes the gradients start from."""
     for pop, record in expected.spikes.items():
         np.testing.assert_array_equal(result.spikes[pop].counts, record.counts)
         np.testing.assert_allclose(result.spikes[pop].times, record.times, rtol=0, atol=1e-12)
     for name, drops in expected.drops.items():
         np.testing.assert_array_equal(result.drops[name], drops)
-    cot = gradcheck.random_cotangents(expected, np.random.default_rng(seed))
-    return c_sim.backward(cot).flat(), ref.backward(cot).flat(), expected
 
 
 def assert_same(got: dict, expected: dict, rtol: float = 1e-10) -> None:

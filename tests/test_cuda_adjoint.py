@@ -17,7 +17,7 @@ import qgen
 from qgen.errors import QgenError
 from tests import gradcheck
 from tests.test_adjoint import KINDS, LIF, inputs, network
-from tests.test_c_adjoint import TRIGGERED, WITH_PARAMETERS, assert_same
+from tests.test_c_adjoint import TRIGGERED, WITH_PARAMETERS, assert_same, assert_same_run
 from tests.test_cuda_target import backend, load, out  # noqa: F401  (the backend and out fixtures)
 
 TAPE = ("tape_time", "tape_step", "tape_proj", "tape_syn", "tape_count", "tape_overflow", "drop_syn", "drop_key")
@@ -42,11 +42,7 @@ def both(backend, write, out, text: str, name: str, batch: int = 1, seed: int = 
     cuda_sim = load(path, backend, out).simulator(batch=batch, seed=0)
     expected = c_sim.run(given, 40.0, grad=True)
     result = cuda_sim.run(given, 40.0, grad=True)
-    for pop, record in expected.spikes.items():
-        np.testing.assert_array_equal(result.spikes[pop].counts, record.counts)
-        np.testing.assert_allclose(result.spikes[pop].times, record.times, rtol=0, atol=1e-12)
-    for proj, drops in expected.drops.items():
-        np.testing.assert_array_equal(result.drops[proj], drops)
+    assert_same_run(result, expected)
     for name, array in c_sim._arrays.items():  # the same tape (the drop log in any order)
         if any(name.endswith(field) for field in TAPE) or "_tape_x" in name or "_tape_end" in name \
                 or "_ckpt_x" in name:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 TEMPLATE_ROOT = Path(str(resources.files("qgen.templates")))
 TEMPLATES = TEMPLATE_ROOT / "c"
-_GENERATORS = ("c.py", "kinds.py", "layout.py", "names.py", "printer.py", "adjoint_c.py")
+_GENERATORS = ("c.py", "draws.py", "kinds.py", "layout.py", "names.py", "printer.py", "adjoint_c.py")
 _JAX_GENERATORS = ("jax.py", "adjoint_jax.py", "names.py")
 _RUNTIME = ("streams.py", "background.py")  # constants and tables printed into the C source
 

@@ -57,7 +57,7 @@ class CompiledModel:
             from qgen.targets.c import GeneratedDraws
 
             return {"draws": GeneratedDraws(self.build)}
-        from qgen.codegen.c import network_draws
+        from qgen.codegen.draws import network_draws
 
         if self.target == "reference" or not network_draws(self.model):
             return {}

@@ -194,8 +194,6 @@ def _import(path: Path, name: str) -> ModuleType:
 
 
 def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str, sanitize: bool) -> CBuild:
-    import cffi
-
     from qgen import __version__
     from qgen.codegen.c import generate
 
@@ -204,21 +202,12 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
     (folder / "model.c").write_text(generated.source)
     (folder / "model.h").write_text(generated.cdef)
     module_name = f"_qgen_{_identifier(model.name)}_{precision}_{key[:12]}"
-    ffi = cffi.FFI()
-    ffi.cdef(generated.cdef)
     compile_flags, link_flags = flags(sanitize)
-    ffi.set_source(module_name, generated.source, extra_compile_args=list(compile_flags),
-                   extra_link_args=list(link_flags))
-    with tempfile.TemporaryDirectory(prefix="qgen-build-") as tmp:
-        try:
-            built = Path(ffi.compile(tmpdir=tmp, verbose=False))
-        except Exception as err:  # cffi raises VerificationError / CompileError with the compiler's output
-            raise QgenError(Code.UNSUPPORTED, f"the C compiler failed on {folder / 'model.c'}: {err}",
-                            hint="this is a bug in qgen's code generation; please report it") from None
-        for old in folder.glob("_qgen_*"):
-            old.unlink()
-        target = folder / built.name
-        shutil.move(str(built), target)
+    try:
+        target = compile_module(folder, module_name, generated.source, generated.cdef, sanitize)
+    except Exception as err:  # cffi raises VerificationError / CompileError with the compiler's output
+        raise QgenError(Code.UNSUPPORTED, f"the C compiler failed on {folder / 'model.c'}: {err}",
+                        hint="this is a bug in qgen's code generation; please report it") from None
     manifest = {
         "key": key, "qgen": __version__, "model": model.name, "model_hash": model.hash,
         "template_hash": template_hash(), "precision": precision, "timing": model.network.timing,
@@ -229,10 +218,32 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
         "layout": [{"name": f.name, "ctype": f.ctype, "shape": list(f.shape), "comment": f.comment,
                     "lifetime": f.lifetime} for f in generated.layout],
     }
+    write_manifest(folder, manifest)
+    return CBuild(folder, manifest, _import(target, module_name))
+
+
+def compile_module(folder: Path, name: str, source: str, cdef: str, sanitize: bool = False) -> Path:
+    """Compile ``source`` with cffi into the extension module ``name`` in ``folder`` (replacing earlier ones)."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(cdef)
+    compile_flags, link_flags = flags(sanitize)
+    ffi.set_source(name, source, extra_compile_args=list(compile_flags), extra_link_args=list(link_flags))
+    with tempfile.TemporaryDirectory(prefix="qgen-build-") as tmp:
+        built = Path(ffi.compile(tmpdir=tmp, verbose=False))
+        for old in folder.glob("_qgen_*"):
+            old.unlink()
+        target = folder / built.name
+        shutil.move(str(built), target)
+    return target
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """The manifest, written last and atomically: a build without one is redone."""
     temporary = folder / (MANIFEST + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=1))
     os.replace(temporary, folder / MANIFEST)
-    return CBuild(folder, manifest, _import(target, module_name))
 
 
 def _identifier(name: str) -> str:

@@ -417,10 +417,11 @@ class Device:
             self.upload(("network",))
         self.write_struct()
         self.launch(self.plan["prepare"], 0, (PUSH_BLOCKS, 1))
-        for pop in self.build.manifest["plan"]["populations"]:  # the constants qgen_prepare derived, for the
-            if pop["kind"] is not None:                          # backward pass's record of each run
-                name = f"{pop['prefix']}_derived"
-                self.cuda.memcpy_dtoh(self.sim._arrays[name], self.buffers[name])
+        if getattr(self.sim._state, "grad", 0):  # the constants qgen_prepare derived, for the backward pass's
+            for pop in self.build.manifest["plan"]["populations"]:  # record of each run
+                if pop["kind"] is not None:
+                    name = f"{pop['prefix']}_derived"
+                    self.cuda.memcpy_dtoh(self.sim._arrays[name], self.buffers[name])
         return 0
 
     def launch(self, name: str, n: int, grid: tuple[int, int]) -> None:

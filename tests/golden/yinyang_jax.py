@@ -185,12 +185,13 @@ def _before(valid):
     return jnp.stack(columns, axis=1)
 
 
-def _compact(valid, width, arrays):
-    """Each row's valid entries moved to the front in their order, the first ``width`` kept:
-    (the arrays, (rows, width); how many each row kept; how many did not fit, in all)."""
+def _compact(valid, width, arrays, fills=None):
+    """Each row's valid entries moved to the front in their order, the first ``width`` kept, the
+    rest of the row ``fills`` (default 0): (the arrays, (rows, width); how many each row kept; how
+    many did not fit, in all)."""
     place = _before(valid)
     place = jnp.where(valid & (place < width), place, width)  # out of range: not written
-    packed = _scatter_rows(place, width, arrays, [0] * len(arrays))
+    packed = _scatter_rows(place, width, arrays, fills or [0] * len(arrays))
     count = jnp.sum(valid, axis=1, dtype=INT)
     kept = jnp.minimum(count, width)
     return packed, kept, jnp.sum(count - kept, dtype=INT)
@@ -334,21 +335,16 @@ def _fifo_pop(q, n, weight, in_syn, in_valid, capacity):
     synapses, K = q["key"].shape
     age = (jnp.arange(K, dtype=INT)[None, :] - q["head"][:, None]) % K  # 0: the oldest
     due = (age < q["size"][:, None]) & _due(q["key"], n)
-    ordered = q["key"]
     taken = jnp.sum(due, axis=1, dtype=INT)
-    q = dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken)
     rows = in_syn.shape[0]
     valid = (due[in_syn] & in_valid[:, :, None]).reshape(rows, -1)
-    keys = ordered[in_syn].reshape(rows, -1)
+    keys = q["key"][in_syn].reshape(rows, -1)
     syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], K)).reshape(rows, -1)
     width = min(capacity, valid.shape[1])
-    slot = _before(valid)  # pack each row's due events to the front
-    slot = jnp.where(valid & (slot < width), slot, width)
-    packed_key, packed_syn = _scatter_rows(slot, width, [keys, syn], [NO_KEY, 0])
-    count = jnp.sum(valid, axis=1, dtype=INT)
+    (packed_key, packed_syn), count, lost = _compact(valid, width, (keys, syn), (NO_KEY, 0))
     events = {"time": _event_time(packed_key), "syn": packed_syn, "w": weight[packed_syn],
               "valid": jnp.arange(width, dtype=INT)[None, :] < count[:, None]}
-    return q, events, jnp.sum(jnp.maximum(count - width, 0), dtype=INT)
+    return dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken), events, lost
 
 
 def _fifo_push(q, key, valid):
