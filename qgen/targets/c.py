@@ -36,8 +36,9 @@ from qgen.ir.nodes import Model
 PRECISIONS = ("float64", "float32")
 COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno")
 LINK_FLAGS = ("-fopenmp",)
-# AddressSanitizer and UndefinedBehaviorSanitizer, for the tests (load with LD_PRELOAD=libasan.so)
-SANITIZE_FLAGS = ("-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+# AddressSanitizer and UndefinedBehaviorSanitizer, for the tests (load with LD_PRELOAD=libasan.so); -O0: every
+# access checked as written, and the build half as long as at -O1
+SANITIZE_FLAGS = ("-O0", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer", "-g")
 MANIFEST = "manifest.json"
 FORMAT = 1  # of the build folder; part of the cache key
