@@ -29,8 +29,12 @@ One step n is a fixed sequence of launches (see templates/cuda/model.cu.j2):
    so receive their events in the C target's order and drop exactly the events it drops.
 
 ``qgen_steps`` runs all of this for many steps in one launch, with a few blocks per trial meeting
-at barriers between phases, and, where every queue is a ring, a window of several steps per phase
-(as many as the shortest delay allows).
+at barriers between phases, and a window of several steps per phase (as many as the shortest delay
+allows): each neuron goes through the window's steps, then the window's spikes are pushed, each push
+seeing the capacity of its queue as in its step (the events popped in the window's later steps still
+count: per target and step for heaps and sorted arrays, ``<q>_popped``; from the popped keys still in
+a fifo line's slots); a fifo line takes a neuron's spikes of the whole window from one thread
+(``<pop>_win`` finds the neuron's spikes in each list).
 
 Arrays are those of the C layout where the runtime binds them (connectivity, weights, delays,
 parameters, states, records, traces, inputs, drops) plus device-only arrays (lifetime
@@ -99,12 +103,20 @@ def staged(proj: CProjection) -> bool:
     return proj.queue in ("heap", "sorted")
 
 
+def fifo_source(pop: CPopulation) -> bool:
+    """A population whose spikes go into fifo lines: its spikes of a window are found per neuron and step."""
+    return any(proj.queue == "fifo" for proj in pop.outgoing)
+
+
 def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]) -> list[Field]:
     exact = model.network.timing == "exact"
     fields: list[Field] = []
     for pop in pops:
         p, i = pop.prefix, pop.index
         fields += population_fields(pop, exact)
+        if fifo_source(pop):
+            fields.append(Field(f"{p}_win", "int64_t", ("B", pop.size, "W"), "per neuron and step of a window: "
+                                "(the window's number + 1) << 32 | its first spike in the step's list", "device"))
         if pop.kind is None:
             continue
         if pop.backgrounds:
@@ -152,6 +164,8 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
                        Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses", "device"),
                        Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued", "device"),
+                       Field(f"{q}_popped", "int32_t", ("B", n_post, "W"), "events popped in each step of a window",
+                             "device"),
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "
                              "target (INT64_MAX: none queued; 0: not looked at yet)", "device")]
     if projections:
@@ -219,6 +233,7 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
         projections=projections, pre_side=pre_side, staged=staged, threads=THREADS,
         pre=[j for j in projections if pre_side(j) or staged(j)], any_staged=any(staged(j) for j in projections),
         pre_sources={j.pre.index for j in projections if pre_side(j) or staged(j)},
+        fifo_sources={p.index for p in pops if fifo_source(p)},
         inputs=[p for p in pops if p.kind is None and p.outgoing], uses_backgrounds=bool(model.network.backgrounds),
         grad=grad is not None,
         adjoints=[adjoint_functions(k.analysis, precision) for k in kinds.values()] if grad else [])

@@ -48,7 +48,7 @@ FUSED_NEURONS_PER_THREAD = 1  # qgen_steps takes a block per FUSED_THREADS × th
 FUSED_MAX_NEURONS = 2048  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
 DEFAULT_HEAP_MB = 1024  # the device heap of the backward pass (QGEN_CUDA_HEAP_MB)
-WINDOW_LIST_BYTES = 256 << 20  # the most device memory qgen_steps's spike lists take for windows of several steps
+WINDOW_BYTES = 256 << 20  # the most device memory that windows of several steps take (spike lists, staging rows)
 _CODEGEN = Path(__file__).resolve().parent.parent
 
 
@@ -560,13 +560,14 @@ def _simulation_class():
                 else:
                     capacity += pop["size"] * spikes
                     per_neuron[name] = spikes
-            for proj in self._projs.values():
-                if f"P{proj['index']}" in self.build.scalars:
-                    setattr(self._state, f"P{proj['index']}", per_neuron[proj["pre"]])
-                    sizes[f"SP{proj['index']}"] = per_neuron[proj["pre"]] * sizes[f"S{proj['index']}"]
-                    setattr(self._state, f"SP{proj['index']}", sizes[f"SP{proj['index']}"])
+            staging = [proj for proj in self._projs.values() if f"P{proj['index']}" in self.build.scalars]
             sizes["M"] = self._state.M = max(1, capacity)
-            sizes["W"] = self._state.W = self._window(capacity)
+            sizes["W"] = self._state.W = window = self._window(capacity, sum(
+                per_neuron[proj["pre"]] * sizes[f"S{proj['index']}"] for proj in staging))
+            for proj in staging:  # a window's events, per incoming synapse
+                setattr(self._state, f"P{proj['index']}", per_neuron[proj["pre"]] * window)
+                sizes[f"SP{proj['index']}"] = per_neuron[proj["pre"]] * window * sizes[f"S{proj['index']}"]
+                setattr(self._state, f"SP{proj['index']}", sizes[f"SP{proj['index']}"])
             for pop in self._pops.values():
                 if not pop.get("listed"):
                     continue
@@ -585,12 +586,13 @@ def _simulation_class():
             self._state.device.fresh = True
             return sizes
 
-        def _window(self, capacity: int) -> int:
-            """Steps that qgen_steps takes per phase: 1, or, where every queue is a ring (whose pushes a
-            window leaves unchanged: no capacity is shared across steps, and the ring outlasts the longest
-            delay), as many steps as no event is due sooner, within WINDOW_LIST_BYTES of spike lists."""
+        def _window(self, capacity: int, staged: int) -> int:
+            """Steps that qgen_steps takes per phase: as many as no event is due sooner (1 when launching
+            a kernel per step), within WINDOW_BYTES of what grows with the window: spike lists of
+            ``capacity`` entries per step, staging rows of ``staged`` events per step, and per neuron and
+            step the counts of popped events (heaps, sorted arrays) and first spikes (fifo sources)."""
             projections = self._plan["projections"]
-            if not self._state.device.fused or not projections or any(p["queue"] != "ring" for p in projections):
+            if not self._state.device.fused or not projections:
                 return 1
             delays = [self._arrays[f"{p['prefix']}_delay"] for p in projections]  # as the user may have set them
             shortest = min(float(d.min()) for d in delays if len(d)) if any(len(d) for d in delays) else math.inf
@@ -598,8 +600,12 @@ def _simulation_class():
                 steps = math.floor(shortest / self.dt) - 1 if math.isfinite(shortest) else FUSED_STEPS
             else:  # delays in steps are rounded half up, at least 1
                 steps = max(1, math.floor(shortest / self.dt + 0.5)) if math.isfinite(shortest) else FUSED_STEPS
-            per_step = 2 * self.batch * capacity * 28  # two sets of lists: 8 + 5 × 4 bytes per entry
-            return max(1, min(steps, FUSED_STEPS, WINDOW_LIST_BYTES // per_step))
+            per_neuron = sum(4 * self._pops[p["post"]]["size"] for p in projections if p["queue"] in ("heap", "sorted"))
+            per_neuron += sum(8 * pop["size"] for name, pop in self._pops.items()
+                              if any(p["queue"] == "fifo" and p["pre"] == name for p in projections))
+            # two sets of lists (8 + 5 × 4 bytes per entry), staging rows (8 bytes per event), the per-neuron counts
+            per_step = self.batch * (2 * capacity * 28 + 8 * staged + per_neuron)
+            return max(1, min(steps, FUSED_STEPS, WINDOW_BYTES // per_step))
 
         def _result(self, duration: float, steps: int):
             self._state.device.download()

@@ -48,6 +48,7 @@ typedef struct {
     real *pop1_hid_params;  /* [5] parameters */
     real *pop1_hid_derived;  /* [29] computed from the parameters by qgen_prepare */
     double *pop1_hid_refractory_until;  /* [B][120] end of the clamp (ms) */
+    int64_t *pop1_hid_win;  /* [B][120][W] per neuron and step of a window: (the window's number + 1) << 32 | its first spike in the step's list */
     double *pop1_hid_spike_times;  /* [B][120][C1] recorded spike times (ms) */
     int32_t *pop1_hid_spike_count;  /* [B][120] spikes recorded */
     int64_t *pop1_hid_spike_overflow;  /* [B][120] spikes that did not fit */
@@ -72,6 +73,7 @@ typedef struct {
     double *prj0_inp__hid_heap_key;  /* [B][120][16] event keys per target */
     int32_t *prj0_inp__hid_heap_syn;  /* [B][120][16] event synapses */
     int32_t *prj0_inp__hid_heap_size;  /* [B][120] events queued */
+    int32_t *prj0_inp__hid_popped;  /* [B][120][W] events popped in each step of a window */
     int64_t *prj0_inp__hid_next_due;  /* [B][120] no event due before this step, per target (INT64_MAX: none queued; 0: not looked at yet) */
     int32_t *prj1_hid__out_post;  /* [S1] postsynaptic neuron, synapses ordered by pre */
     int64_t *prj1_hid__out_out_start;  /* [121] first synapse of each presynaptic neuron */
@@ -177,8 +179,8 @@ __device__ void set_error(int64_t b, int32_t code, int32_t population, int32_t p
 }
 
 /* The spike list of step n in trial b. Steps come in windows of S.W steps, numbered from step -1
-   (qgen_steps: as many as the shortest delay allows where every queue is a ring, else 1); the lists of
-   one window fill while those of the window before are no longer read, so two sets alternate. */
+   (qgen_steps: as many as the shortest delay allows, else 1); the lists of one window fill while those of
+   the window before are no longer read, so two sets alternate. */
 __device__ int64_t spike_list(int64_t b, int64_t n)
 {
     const int64_t window = (n + 1) / S.W, k = (n + 1) % S.W;
@@ -634,9 +636,10 @@ __device__ int earlier_prj0_inp__hid(double k1, int32_t s1, double k2, int32_t s
     return k1 < k2 || (k1 == k2 && s1 < s2);
 }
 
-/* A spike at time t (emitted in step n) sends an event through synapse syn.
-   Called by the target's thread only. */
-__device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n)
+/* A spike at time t (emitted in step n) sends an event through synapse syn. Called by the target's thread
+   only. pending: events that the queue holds in step n but that a window of several steps popped already
+   (due in its later steps, so earlier than this event); they count against the capacity. */
+__device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n, int32_t pending)
 {
     const int64_t target = S.prj0_inp__hid_post[syn];
     const double key = t + S.prj0_inp__hid_delay[syn];
@@ -645,7 +648,7 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
     int32_t *size = &S.prj0_inp__hid_heap_size[b * 120 + target];
     double *keys = S.prj0_inp__hid_heap_key + base;
     int32_t *syns = S.prj0_inp__hid_heap_syn + base;
-    if (*size >= 16) return drop_prj0_inp__hid(b, target, syn, key);
+    if (*size + pending >= 16) return drop_prj0_inp__hid(b, target, syn, key);
     int32_t i = (*size)++;
     while (i > 0) {  /* sift up */
         const int32_t parent = (i - 1) / 2;
@@ -661,8 +664,9 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
 }
 
 /* The events of the spike of rank r (time t, a thread per synapse [first, last)), filed under their targets,
-   keyed (r, synapse): a target's row holds P0 events per incoming synapse, which a neuron that
-   spikes at most P0 times in the step never fills. */
+   keyed (r, synapse); r counts from the window's first list (k × M + the rank in list k). A target's row holds
+   P0 events per incoming synapse, which a neuron that spikes at most P0 times in a
+   window never fills. */
 __device__ void stage_prj0_inp__hid(int64_t b, int64_t first, int64_t last, int64_t r, double t)
 {
     for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x) {
@@ -676,9 +680,10 @@ __device__ void stage_prj0_inp__hid(int64_t b, int64_t first, int64_t last, int6
     }
 }
 
-/* The events filed under one target in step n, enqueued in push order (the spikes' rank, then synapse):
-   a thread per (trial, target neuron). */
-__device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n)
+/* The events filed under one target in the steps n, ..., last of a phase (one window), enqueued in push
+   order (step, the spikes' rank, synapse): a thread per (trial, target neuron). A push of step m sees the
+   queue as in step m: with the events that the window's later steps popped (popped, per step) still in it. */
+__device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n, int64_t last)
 {
     int32_t *count = &S.prj0_inp__hid_stage_count[b * 120 + target];
     const int64_t m = *count;
@@ -687,21 +692,26 @@ __device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n)
     if (S.err_code[b]) return;
     int64_t *keys = S.prj0_inp__hid_stage + b * S.SP0 + S.prj0_inp__hid_in_start[target] * S.P0;
     sort_keys(keys, m);
-    const int64_t base = spike_list(b, n) * S.M;
-    for (int64_t k = 0; k < m; ++k) {
-        const int64_t i = S.spk_order[base + (keys[k] >> 32)];
-        if (enqueue_prj0_inp__hid(b, keys[k] & 0xffffffff, S.spk_time[base + i], n)) return;
+    const int32_t *popped = S.prj0_inp__hid_popped + (b * 120 + target) * S.W;
+    const int64_t first = (n + 1) % S.W;  /* the lists of steps n, ..., last: first, ..., first + last - n */
+    int64_t k = first, pending = 0;
+    for (int64_t later = first + 1; later <= first + last - n; ++later) pending += popped[later];
+    for (int64_t e = 0; e < m; ++e) {
+        const int64_t at = keys[e] >> 32;
+        for (; k < at / S.M; ++k) pending -= popped[k + 1];
+        const int64_t list = spike_list(b, n + k - first) * S.M, i = S.spk_order[list + at % S.M];
+        if (enqueue_prj0_inp__hid(b, keys[e] & 0xffffffff, S.spk_time[list + i], n + k - first, (int32_t)pending)) return;
     }
 }
 
 extern "C" __global__ void pull_prj0_inp__hid(int64_t n)
 {
     const int64_t b = blockIdx.y, target = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (target < 120) pull_body_prj0_inp__hid(b, target, n);
+    if (target < 120) pull_body_prj0_inp__hid(b, target, n, n);
 }
 
 /* Append the events of this projection due at step n for one target to ev. */
-__device__ int gather_prj0_inp__hid(int64_t b, int64_t target, int64_t n, qgen_events *ev)
+__device__ int pop_due_prj0_inp__hid(int64_t b, int64_t target, int64_t n, qgen_events *ev)
 {
     const real *weight = S.prj0_inp__hid_weight;
     int64_t *next = &S.prj0_inp__hid_next_due[b * 120 + target];
@@ -732,6 +742,15 @@ __device__ int gather_prj0_inp__hid(int64_t b, int64_t target, int64_t n, qgen_e
     return QGEN_OK;
 }
 
+/* The same, counting in a window of several steps the events popped in each (see pull_body_prj0_inp__hid). */
+__device__ int gather_prj0_inp__hid(int64_t b, int64_t target, int64_t n, qgen_events *ev)
+{
+    const int64_t before = ev->n_events;
+    const int rc = pop_due_prj0_inp__hid(b, target, n, ev);
+    if (S.W > 1) S.prj0_inp__hid_popped[(b * 120 + target) * S.W + (n + 1) % S.W] = (int32_t)(ev->n_events - before);
+    return rc;
+}
+
 /* projection hid->out: hid -> out, all_to_all, queue fifo(capacity = 4) (yinyang.snn:20:5); propagated per presynaptic spike */
 
 /* A dropped event: counted, and logged for the gradient tape (in any order: the backward sorts the log). */
@@ -747,7 +766,11 @@ __device__ int drop_prj1_hid__out(int64_t b, int64_t target, int64_t syn, double
     return QGEN_QUEUE_OVERFLOW;
 }
 
-/* A spike at time t (emitted in step n) sends an event through synapse syn, into the synapse's line. */
+/* A spike at time t (emitted in step n) sends an event through synapse syn, into the synapse's line. In a
+   window of several steps (qgen_steps) the line's events due in the window's steps after n were popped
+   before this push; they are still in the line in step n, so they count against its capacity: they are the
+   line's last popped ones (their keys stay in the slots before the head until a push reuses those, which
+   only an accepted push does, into slots after the live ones). */
 __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n)
 {
     const int64_t target = S.prj1_hid__out_post[syn];
@@ -755,9 +778,14 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
     const int64_t due = QGEN_DUE_STEP(key);
     const int64_t line = b * S.S1 + S.prj1_hid__out_in_pos[syn];
     int32_t *size = &S.prj1_hid__out_fifo_size[line];
-    if (*size >= 4)
+    const double *keys = S.prj1_hid__out_fifo_key + line * 4;
+    const int32_t head = S.prj1_hid__out_fifo_head[line];
+    int32_t pending = 0;  /* popped, but due after step n (none before step -1's pushes: nothing was queued) */
+    if (S.W > 1 && n >= 0)
+        while (*size + pending < 4 && !QGEN_DUE(keys[(head + 4 - 1 - pending) % 4], n)) ++pending;
+    if (*size + pending >= 4)
         return drop_prj1_hid__out(b, target, syn, key);
-    S.prj1_hid__out_fifo_key[line * 4 + (S.prj1_hid__out_fifo_head[line] + *size) % 4] = key;
+    S.prj1_hid__out_fifo_key[line * 4 + (head + *size) % 4] = key;
     if (*size == 0) S.prj1_hid__out_fifo_due[line] = due;  /* the new oldest event */
     ++*size;
     /* the target's earliest due step (a line's events come in time order: only a new head can lower it) */
@@ -765,15 +793,26 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
     return QGEN_OK;
 }
 
-/* The spikes of one neuron in step n, through each of its synapses [first, last): a thread per synapse,
-   run for the neuron's first spike of the step (spike i of the list at base), which pushes them all. */
-__device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t last, double t, int64_t base, int64_t i)
+/* The spikes of one neuron in steps n, ..., until of a phase (from, ..., until), through each of its synapses
+   [first, last): a thread per synapse, run for the neuron's first spike of the phase (spike i of step n's list
+   at base), which pushes them all in time order, as a line takes them. The neuron's first spike of each step
+   of the window: pop1_hid_win (qgen_rank). */
+__device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t last, double t, int64_t base, int64_t i,
+                          int64_t from, int64_t until)
 {
     (void)t;
     if (!S.spk_first[base + i]) return;
+    const int64_t neuron = S.spk_neuron[base + i], tag = (n + 1) / S.W + 1;
+    const int64_t *win = S.pop1_hid_win + (b * 120 + neuron) * S.W;
+    for (int64_t m = from; m < n; ++m)
+        if (win[(m + 1) % S.W] >> 32 == tag) return;  /* a spike of an earlier step pushes */
     for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x)
-        for (int64_t c = i; c >= 0; c = S.spk_next[base + c])
-            if (enqueue_prj1_hid__out(b, syn, S.spk_time[base + c], n)) return;
+        for (int64_t m = n; m <= until; ++m) {
+            const int64_t noted = win[(m + 1) % S.W], list = spike_list(b, m) * S.M;
+            const int64_t at = m == n ? (int64_t)i : noted >> 32 == tag ? noted & 0xffffffff : -1;
+            for (int64_t c = at; c >= 0; c = S.spk_next[list + c])
+                if (enqueue_prj1_hid__out(b, syn, S.spk_time[list + c], m)) return;
+        }
 }
 
 /* Append the events of this projection due at step n for one target to ev (its lines, oldest first). */
@@ -1079,8 +1118,9 @@ __device__ void inputs_parallel(int64_t b, int64_t n, int64_t last, int64_t t, i
 
 /* Order the spikes of step n in each trial by (time, population, neuron), the order in which the C
    target pushes them: a spike's rank is the number of spikes before it. Also link each neuron's
-   spikes of the step in time order (spk_first, spk_next). Clears the lists of the next window. Trial b,
-   spikes first, first + stride, ... */
+   spikes of the step in time order (spk_first, spk_next) and, in windows of several steps, note each
+   neuron's first spike of the step where fifo lines need them in order across the window (<pop>_win).
+   Clears the lists of the next window. Trial b, spikes first, first + stride, ... */
 __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
 {
     const int64_t list = spike_list(b, n);
@@ -1111,14 +1151,17 @@ __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
         S.spk_order[list * S.M + rank] = (int32_t)i;
         S.spk_next[list * S.M + i] = (int32_t)next;
         S.spk_first[list * S.M + i] = first;
+        if (first && p == 1 && S.W > 1)  /* the window's number + 1 (zero: none), the spike */
+            S.pop1_hid_win[(b * 120 + j) * S.W + (n + 1) % S.W] = (((n + 1) / S.W + 1) << 32) | i;
     }
 }
 
 /* Per presynaptic spike over its outgoing synapses: the spikes first, first + stride, ... of trial b's
-   ordered list, each by the whole block, a thread per synapse. Summing rings add atomically; a fifo
-   line is one synapse's, so the thread of a neuron's first spike of the step pushes that neuron's
-   spikes in time order. */
-__device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t stride)
+   ordered list of step n (of a phase from, ..., until), each by the whole block, a thread per synapse.
+   Summing rings add atomically; a fifo line is one synapse's, so the thread of a neuron's first spike of
+   the phase pushes that neuron's spikes in time order; heaps and sorted arrays file the events under
+   their targets. */
+__device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t stride, int64_t from, int64_t until)
 {
     const int64_t list = spike_list(b, n);
     if (S.err_code[b]) return;
@@ -1130,10 +1173,10 @@ __device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t strid
         (void)t;
         switch (S.spk_pop[list * S.M + i]) {
         case 0:
-            stage_prj0_inp__hid(b, S.prj0_inp__hid_out_start[j], S.prj0_inp__hid_out_start[j + 1], r, t);
+            stage_prj0_inp__hid(b, S.prj0_inp__hid_out_start[j], S.prj0_inp__hid_out_start[j + 1], (n + 1) % S.W * S.M + r, t);
             break;
         case 1:
-            push_prj1_hid__out(b, n, S.prj1_hid__out_out_start[j], S.prj1_hid__out_out_start[j + 1], t, list * S.M, i);
+            push_prj1_hid__out(b, n, S.prj1_hid__out_out_start[j], S.prj1_hid__out_out_start[j + 1], t, list * S.M, i, from, until);
             break;
         default:
             break;
@@ -1159,7 +1202,7 @@ extern "C" __global__ void qgen_rank(int64_t n)
 /* Per presynaptic spike: a block per spike (blocks of a trial, blockIdx.y, striding over its list). */
 extern "C" __global__ void qgen_push_pre(int64_t n)
 {
-    push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x);
+    push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x, n, n);
 }
 
 /* The spike lists of steps n, ..., last of trial b: each ranked by its share of the trial's threads
@@ -1176,16 +1219,16 @@ __device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64
 }
 
 /* The same for propagation per presynaptic spike, by blocks: each list by its share of the trial's
-   blocks. Windows of several steps only come where every queue is a ring, and then only summing rings
-   propagate here: the lists of one window may be pushed in any order (sums). */
+   blocks. The lists of one window may be pushed in any order: rings sum, a fifo line's spikes of the
+   whole window are pushed by one thread, heaps and sorted arrays file their events keyed by step. */
 __device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
 {
     const int64_t lists = last - n + 1, blocks = gridDim.x;
     if (blocks >= lists) {
         const int64_t share = blocks / lists;
-        if (blockIdx.x < share * lists) push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share);
+        if (blockIdx.x < share * lists) push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share, n, last);
     } else {
-        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1);
+        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1, n, last);
     }
 }
 
@@ -1225,8 +1268,9 @@ __device__ void trial_barrier(int64_t b)
    per trial (blockIdx.y), their threads striding over the neurons, spikes and targets of each phase,
    with trial_barrier between phases; spikes are propagated a block per spike. A phase covers a window
    of S.W steps: no event sent in a window is due within it (S.W is at most the shortest delay), so
-   each neuron goes through the window's steps alone, then the window's spikes are ranked and pushed
-   step by step. The same bodies as the kernels of one step. */
+   each neuron goes through the window's steps alone, then the window's spikes are ranked and pushed,
+   each push seeing the queue's capacity as in its step (the events the window's later steps popped
+   still count). The same bodies as the kernels of one step. */
 extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
 {
     const int64_t b = blockIdx.y, t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -1252,7 +1296,7 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
         push_pre_window(b, n, last);
         trial_barrier(b);  /* the events filed under their targets, before the targets enqueue them */
         for (int64_t j = t; j < 120; j += threads)
-            for (int64_t m = n; m <= last; ++m) pull_body_prj0_inp__hid(b, j, m);
+            pull_body_prj0_inp__hid(b, j, n, last);
         trial_barrier(b);
     }
 }
