@@ -54,6 +54,9 @@ static inline double atomicAdd(double *a, double v) { double old = *a; *a += v; 
 static inline float atomicAdd(float *a, float v) { float old = *a; *a += v; return old; }
 static inline int atomicCAS(int *a, int compare, int v) { int old = *a; if (old == compare) *a = v; return old; }
 static inline long long atomicMin(long long *a, long long v) { long long old = *a; if (v < old) *a = v; return old; }
+static inline unsigned long long atomicOr(unsigned long long *a, unsigned long long v)
+{ unsigned long long old = *a; *a |= v; return old; }
+static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
 #define __syncthreads() ((void)0)  /* qgen_steps runs with one thread and one block per trial here */
 #define __threadfence() ((void)0)
 static inline void __nanosleep(unsigned) {}

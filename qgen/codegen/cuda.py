@@ -34,7 +34,8 @@ allows): each neuron goes through the window's steps, then the window's spikes a
 seeing the capacity of its queue as in its step (the events popped in the window's later steps still
 count: per target and step for heaps and sorted arrays, ``<q>_popped``; from the popped keys still in
 a fifo line's slots); a fifo line takes a neuron's spikes of the whole window from one thread
-(``<pop>_win`` finds the neuron's spikes in each list).
+(``<pop>_win`` finds the neuron's spikes in each list, ``<pop>_win_steps`` the steps it spiked in: a
+window of fifo sources has at most 64 steps).
 
 Arrays are those of the C layout where the runtime binds them (connectivity, weights, delays,
 parameters, states, records, traces, inputs, drops) plus device-only arrays (lifetime
@@ -115,8 +116,10 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         p, i = pop.prefix, pop.index
         fields += population_fields(pop, exact)
         if fifo_source(pop):
-            fields.append(Field(f"{p}_win", "int64_t", ("B", pop.size, "W"), "per neuron and step of a window: "
-                                "(the window's number + 1) << 32 | its first spike in the step's list", "device"))
+            fields += [Field(f"{p}_win", "int32_t", ("B", pop.size, "W"), "per neuron and step of a window: its "
+                             "first spike in the step's list", "device"),
+                       Field(f"{p}_win_steps", "int64_t", (2, "B", pop.size), "the steps of a window in which each "
+                             "neuron spikes, a bit each (two windows alternate)", "device")]
         if pop.kind is None:
             continue
         if pop.backgrounds:

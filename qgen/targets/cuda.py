@@ -48,6 +48,7 @@ FUSED_NEURONS_PER_THREAD = 1  # qgen_steps takes a block per FUSED_THREADS × th
 FUSED_MAX_NEURONS = 2048  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
 DEFAULT_HEAP_MB = 1024  # the device heap of the backward pass (QGEN_CUDA_HEAP_MB)
+FIFO_WINDOW = 64  # the most steps of a window where fifo lines are pushed (a bit per step)
 WINDOW_BYTES = 256 << 20  # the most device memory that windows of several steps take (spike lists, staging rows)
 _CODEGEN = Path(__file__).resolve().parent.parent
 
@@ -601,8 +602,11 @@ def _simulation_class():
             else:  # delays in steps are rounded half up, at least 1
                 steps = max(1, math.floor(shortest / self.dt + 0.5)) if math.isfinite(shortest) else FUSED_STEPS
             per_neuron = sum(4 * self._pops[p["post"]]["size"] for p in projections if p["queue"] in ("heap", "sorted"))
-            per_neuron += sum(8 * pop["size"] for name, pop in self._pops.items()
-                              if any(p["queue"] == "fifo" and p["pre"] == name for p in projections))
+            fifo_sources = [pop for name, pop in self._pops.items()
+                            if any(p["queue"] == "fifo" and p["pre"] == name for p in projections)]
+            per_neuron += sum(4 * pop["size"] for pop in fifo_sources)
+            if fifo_sources:  # their steps of a window are the bits of a 64-bit word
+                steps = min(steps, FIFO_WINDOW)
             # two sets of lists (8 + 5 × 4 bytes per entry), staging rows (8 bytes per event), the per-neuron counts
             per_step = self.batch * (2 * capacity * 28 + 8 * staged + per_neuron)
             return max(1, min(steps, FUSED_STEPS, WINDOW_BYTES // per_step))

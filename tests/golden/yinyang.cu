@@ -48,7 +48,8 @@ typedef struct {
     real *pop1_hid_params;  /* [5] parameters */
     real *pop1_hid_derived;  /* [29] computed from the parameters by qgen_prepare */
     double *pop1_hid_refractory_until;  /* [B][120] end of the clamp (ms) */
-    int64_t *pop1_hid_win;  /* [B][120][W] per neuron and step of a window: (the window's number + 1) << 32 | its first spike in the step's list */
+    int32_t *pop1_hid_win;  /* [B][120][W] per neuron and step of a window: its first spike in the step's list */
+    int64_t *pop1_hid_win_steps;  /* [2][B][120] the steps of a window in which each neuron spikes, a bit each (two windows alternate) */
     double *pop1_hid_spike_times;  /* [B][120][C1] recorded spike times (ms) */
     int32_t *pop1_hid_spike_count;  /* [B][120] spikes recorded */
     int64_t *pop1_hid_spike_overflow;  /* [B][120] spikes that did not fit */
@@ -796,22 +797,32 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
 /* The spikes of one neuron in steps n, ..., until of a phase (from, ..., until), through each of its synapses
    [first, last): a thread per synapse, run for the neuron's first spike of the phase (spike i of step n's list
    at base), which pushes them all in time order, as a line takes them. The neuron's first spike of each step
-   of the window: pop1_hid_win (qgen_rank). */
+   of the window: pop1_hid_win, the steps with one: pop1_hid_win_steps (qgen_rank). */
 __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t last, double t, int64_t base, int64_t i,
                           int64_t from, int64_t until)
 {
     (void)t;
     if (!S.spk_first[base + i]) return;
-    const int64_t neuron = S.spk_neuron[base + i], tag = (n + 1) / S.W + 1;
-    const int64_t *win = S.pop1_hid_win + (b * 120 + neuron) * S.W;
-    for (int64_t m = from; m < n; ++m)
-        if (win[(m + 1) % S.W] >> 32 == tag) return;  /* a spike of an earlier step pushes */
+    const int64_t neuron = S.spk_neuron[base + i], k = (n + 1) % S.W, k_from = (from + 1) % S.W;
+    const int32_t *win = S.pop1_hid_win + (b * 120 + neuron) * S.W;
+    uint64_t steps = 0;  /* the later steps of the phase in which the neuron spikes */
+    if (until > from) {
+        steps = (uint64_t)S.pop1_hid_win_steps[(((n + 1) / S.W & 1) * S.B + b) * 120 + neuron];
+        if (steps & ((1ULL << k) - 1) >> k_from << k_from) return;  /* a spike of an earlier step pushes */
+        steps &= ((2ULL << (k + until - n)) - 1) >> (k + 1) << (k + 1);
+    }
     for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x)
-        for (int64_t m = n; m <= until; ++m) {
-            const int64_t noted = win[(m + 1) % S.W], list = spike_list(b, m) * S.M;
-            const int64_t at = m == n ? (int64_t)i : noted >> 32 == tag ? noted & 0xffffffff : -1;
+        for (int64_t m = n, left = (int64_t)steps, at = i; at >= 0; ) {
+            const int64_t list = spike_list(b, m) * S.M;
             for (int64_t c = at; c >= 0; c = S.spk_next[list + c])
                 if (enqueue_prj1_hid__out(b, syn, S.spk_time[list + c], m)) return;
+            at = -1;
+            if (left) {  /* the next step with a spike */
+                const int64_t kk = __ffsll(left) - 1;
+                left &= left - 1;
+                m = n + kk - k;
+                at = win[kk];
+            }
         }
 }
 
@@ -1119,7 +1130,8 @@ __device__ void inputs_parallel(int64_t b, int64_t n, int64_t last, int64_t t, i
 /* Order the spikes of step n in each trial by (time, population, neuron), the order in which the C
    target pushes them: a spike's rank is the number of spikes before it. Also link each neuron's
    spikes of the step in time order (spk_first, spk_next) and, in windows of several steps, note each
-   neuron's first spike of the step where fifo lines need them in order across the window (<pop>_win).
+   neuron's first spike of the step where fifo lines need them in order across the window (<pop>_win,
+   and the steps with spikes as bits of <pop>_win_steps).
    Clears the lists of the next window. Trial b, spikes first, first + stride, ... */
 __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
 {
@@ -1151,8 +1163,11 @@ __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
         S.spk_order[list * S.M + rank] = (int32_t)i;
         S.spk_next[list * S.M + i] = (int32_t)next;
         S.spk_first[list * S.M + i] = first;
-        if (first && p == 1 && S.W > 1)  /* the window's number + 1 (zero: none), the spike */
-            S.pop1_hid_win[(b * 120 + j) * S.W + (n + 1) % S.W] = (((n + 1) / S.W + 1) << 32) | i;
+        if (first && p == 1 && S.W > 1) {
+            S.pop1_hid_win[(b * 120 + j) * S.W + (n + 1) % S.W] = (int32_t)i;
+            atomicOr((unsigned long long *)&S.pop1_hid_win_steps[(((n + 1) / S.W & 1) * S.B + b) * 120 + j],
+                     1ULL << (n + 1) % S.W);
+        }
     }
 }
 
@@ -1206,9 +1221,13 @@ extern "C" __global__ void qgen_push_pre(int64_t n)
 }
 
 /* The spike lists of steps n, ..., last of trial b: each ranked by its share of the trial's threads
-   (thread t of threads), or, with fewer threads than lists, a list per thread at a time. */
+   (thread t of threads), or, with fewer threads than lists, a list per thread at a time. Also clears the
+   next window's <pop>_win_steps (the window before it, which used them, was pushed). */
 __device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64_t threads)
 {
+    if (S.W > 1)
+        for (int64_t j = t; j < 120; j += threads)
+            S.pop1_hid_win_steps[((((n + 1) / S.W + 1) & 1) * S.B + b) * 120 + j] = 0;
     const int64_t lists = last - n + 1;
     if (threads >= lists) {
         const int64_t share = threads / lists;
