@@ -45,7 +45,7 @@ DEFAULT_SPIKES_PER_STEP = 4  # exact timing: spikes of one neuron in one step th
 PUSH_BLOCKS = 64  # blocks per trial of qgen_push_pre and of qgen_rank (they stride over the spike list)
 FUSED_THREADS = 256  # threads per block of qgen_steps
 FUSED_NEURONS_PER_THREAD = 1  # qgen_steps takes a block per FUSED_THREADS × this many neurons of the largest population
-FUSED_MAX_NEURONS = 2048  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
+FUSED_MAX_NEURONS = 8192  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
 DEFAULT_HEAP_MB = 1024  # the device heap of the backward pass (QGEN_CUDA_HEAP_MB)
 FIFO_WINDOW = 64  # the most steps of a window where fifo lines are pushed (a bit per step)
@@ -553,7 +553,7 @@ def _simulation_class():
                     start = self._arrays[f"{pop['prefix']}_in_start"]
                     ids = self._arrays[f"{pop['prefix']}_in_id"]
                     trials = [(a, z) for a, z in zip(start[:-1], start[1:]) if z > a]
-                    capacity += max((int(np.unique(push[a:z], return_counts=True)[1].max()) for a, z in trials),
+                    capacity += max((int(np.bincount(push[a:z] - push[a:z].min()).max()) for a, z in trials),
                                     default=0)
                     if name in staged:  # (a sort of every input spike: only where a staging row needs it)
                         per_neuron[name] = max((int(np.unique(push[a:z] * pop["size"] + ids[a:z],
