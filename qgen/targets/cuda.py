@@ -37,7 +37,7 @@ from qgen.codegen.fingerprint import TEMPLATE_ROOT
 from qgen.codegen.layout import Field
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.ir.nodes import Model
-from qgen.targets.c import MANIFEST, PRECISIONS, _identifier, _locked
+from qgen.targets.c import MANIFEST, PRECISIONS, _identifier, _locked, write_manifest
 
 FORMAT = 1  # of the build folder; part of the cache key
 DEFAULT_ARCH = "sm_90"
@@ -239,9 +239,7 @@ def _compile(model: Model, precision: str, folder: Path, key: str, compiler: str
         "layout": [{"name": f.name, "ctype": f.ctype, "shape": list(f.shape), "comment": f.comment,
                     "lifetime": f.lifetime} for f in generated.layout],
     }
-    temporary = folder / (MANIFEST + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=1))
-    os.replace(temporary, folder / MANIFEST)
+    write_manifest(folder, manifest)
     return CudaBuild(folder, manifest)
 
 
@@ -601,14 +599,14 @@ def _simulation_class():
                 steps = math.floor(shortest / self.dt) - 1 if math.isfinite(shortest) else FUSED_STEPS
             else:  # delays in steps are rounded half up, at least 1
                 steps = max(1, math.floor(shortest / self.dt + 0.5)) if math.isfinite(shortest) else FUSED_STEPS
-            per_neuron = sum(4 * self._pops[p["post"]]["size"] for p in projections if p["queue"] in ("heap", "sorted"))
+            counts = sum(4 * self._pops[p["post"]]["size"] for p in projections if p["queue"] in ("heap", "sorted"))
             fifo_sources = [pop for name, pop in self._pops.items()
                             if any(p["queue"] == "fifo" and p["pre"] == name for p in projections)]
-            per_neuron += sum(4 * pop["size"] for pop in fifo_sources)
+            counts += sum(4 * pop["size"] for pop in fifo_sources)
             if fifo_sources:  # their steps of a window are the bits of a 64-bit word
                 steps = min(steps, FIFO_WINDOW)
             # two sets of lists (8 + 5 × 4 bytes per entry), staging rows (8 bytes per event), the per-neuron counts
-            per_step = self.batch * (2 * capacity * 28 + 8 * staged + per_neuron)
+            per_step = self.batch * (2 * capacity * 28 + 8 * staged + counts)
             return max(1, min(steps, FUSED_STEPS, WINDOW_BYTES // per_step))
 
         def _result(self, duration: float, steps: int):

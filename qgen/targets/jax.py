@@ -17,14 +17,13 @@ See docs/targets.md.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
 import math
 import os
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -39,9 +38,9 @@ from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result
 from qgen.runtime.schedule import grid_index, grid_steps
+from qgen.targets.c import MANIFEST, _locked, write_manifest
 
 PRECISIONS = ("float64", "float32")
-MANIFEST = "manifest.json"
 FORMAT = 1  # of the build folder; part of the cache key
 DEFAULT_EVENT_CAPACITY = 32  # due events per neuron and step (a population's merged buffer)
 DEFAULT_SPIKES_PER_STEP = 2  # spikes per neuron and step that reach the queues (exact timing)
@@ -145,16 +144,6 @@ def load_cached(model: Model, precision: str = "float64", out: str | Path = "gen
         return _load_cached(folder, cache_key(model, precision, template_hash("jax")))
 
 
-@contextmanager
-def _locked(folder: Path):
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 _MODULES: dict[str, ModuleType] = {}  # module name (it holds the cache key) -> the imported module
 _JITTED: dict[str, Callable] = {}  # module name -> its jitted simulate
 
@@ -199,9 +188,7 @@ def _generate(model: Model, precision: str, folder: Path, key: str) -> JaxBuild:
         "template_hash": template_hash("jax"), "precision": precision, "timing": model.network.timing,
         "module": module_name, "module_file": "model.py", "plan": generated.plan,
     }
-    temporary = folder / (MANIFEST + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=1))
-    os.replace(temporary, folder / MANIFEST)
+    write_manifest(folder, manifest)
     return JaxBuild(folder, manifest)
 
 
