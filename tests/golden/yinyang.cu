@@ -203,14 +203,20 @@ __device__ int add_spike(int64_t b, int64_t n, double t, int32_t pop, int32_t ne
     return QGEN_OK;
 }
 
+/* A dropped event stops the trial in strict mode only. */
+__device__ int drop_verdict(int64_t b, int32_t population, int32_t projection, int64_t target, double time)
+{
+    if (!S.strict) return QGEN_OK;
+    set_error(b, QGEN_QUEUE_OVERFLOW, population, projection, target, time);
+    return QGEN_QUEUE_OVERFLOW;
+}
+
 /* Drop accounting of every queue kind: counted per trial; an error in strict mode. */
 __device__ int drop_event(int64_t b, int64_t *drops, int32_t population, int32_t projection, int64_t target,
                           double time)
 {
     atomicAdd((unsigned long long *)drops, 1ULL);
-    if (!S.strict) return QGEN_OK;
-    set_error(b, QGEN_QUEUE_OVERFLOW, population, projection, target, time);
-    return QGEN_QUEUE_OVERFLOW;
+    return drop_verdict(b, population, projection, target, time);
 }
 
 /* The due events of one neuron in one step, in its rows of the population's scratch arrays. */
@@ -627,9 +633,7 @@ __device__ int drop_prj0_inp__hid(int64_t b, int64_t target, int64_t syn, double
         S.prj0_inp__hid_drop_syn[b * S.L0 + k] = (int32_t)syn;
         S.prj0_inp__hid_drop_key[b * S.L0 + k] = key;
     }
-    if (!S.strict) return QGEN_OK;
-    set_error(b, QGEN_QUEUE_OVERFLOW, 1, 0, target, key);
-    return QGEN_QUEUE_OVERFLOW;
+    return drop_verdict(b, 1, 0, target, key);
 }
 
 __device__ int earlier_prj0_inp__hid(double k1, int32_t s1, double k2, int32_t s2)
@@ -762,9 +766,7 @@ __device__ int drop_prj1_hid__out(int64_t b, int64_t target, int64_t syn, double
         S.prj1_hid__out_drop_syn[b * S.L1 + k] = (int32_t)syn;
         S.prj1_hid__out_drop_key[b * S.L1 + k] = key;
     }
-    if (!S.strict) return QGEN_OK;
-    set_error(b, QGEN_QUEUE_OVERFLOW, 2, 1, target, key);
-    return QGEN_QUEUE_OVERFLOW;
+    return drop_verdict(b, 2, 1, target, key);
 }
 
 /* A spike at time t (emitted in step n) sends an event through synapse syn, into the synapse's line. In a
