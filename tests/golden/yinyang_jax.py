@@ -219,21 +219,66 @@ def _place(rank, width, arrays, fills):
     return _scatter_rows(rank, width, arrays, fills)
 
 
+NARROW = 8  # events per neuron and step below which a merge ranks only the first columns of each part
+
+
+def _narrowed(parts, fields):
+    """A step's due events (rows packed to the front) cut to their first NARROW columns per part, or
+    None where no part is wider: ``_quiet_or`` takes this cut when no row uses more, so that the
+    pairwise ranking (rows × width² comparisons) costs the events of a quiet step, not the capacity."""
+    if all(p["valid"].shape[1] <= NARROW for p in parts):
+        return None
+    return [dict(p, **{f: p[f][:, :NARROW] for f in fields}) for p in parts]
+
+
+def _quiet_or(parts, narrow, fields, merge):
+    """merge(parts), computed on the narrowed parts when every row of every part fits NARROW (a
+    lax.cond: in a vmapped batch of trials it computes both and selects)."""
+    if narrow is None:
+        return merge(parts)
+    fits = jnp.all(jnp.stack([jnp.all(~p["valid"][:, NARROW:]) for p in parts]))
+    return lax.cond(fits, lambda: merge(narrow), lambda: merge(parts))
+
+
 def _merge(parts, capacity, size):
     """The due events of one population: for each neuron in (time, projection, synapse) order, the
     first ``capacity`` kept; also the number of events that did not fit (counted, never silent)."""
     if not parts:
         return {"time": jnp.full((size, 1), jnp.inf, REAL), "w": jnp.zeros((size, 1), REAL),
                 "count": jnp.zeros(size, INT)}, jnp.zeros((), INT)
-    valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
-    time = jnp.concatenate([p["time"] for p in parts], axis=1)
-    proj = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
-    syn = jnp.concatenate([p["syn"] for p in parts], axis=1)
-    w = jnp.concatenate([p["w"] for p in parts], axis=1)
-    time, w = _place(_ranks(valid, (time, proj, syn)), capacity, (time, w), (jnp.inf, 0))
-    count = jnp.sum(valid, axis=1, dtype=INT)
+
+    def merge(parts):
+        valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
+        time = jnp.concatenate([p["time"] for p in parts], axis=1)
+        proj = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
+        syn = jnp.concatenate([p["syn"] for p in parts], axis=1)
+        w = jnp.concatenate([p["w"] for p in parts], axis=1)
+        return _place(_ranks(valid, (time, proj, syn)), capacity, (time, w), (jnp.inf, 0))
+
+    fields = ("valid", "time", "syn", "w")
+    time, w = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
+    count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
     kept = jnp.minimum(count, capacity)
     return {"time": time, "w": w, "count": kept}, jnp.sum(count - kept, dtype=INT)
+
+
+def _due_slots(taken, in_syn, in_valid, width):
+    """Where each target's due events lie in per-synapse buffers whose first taken[s] entries (from
+    the head) are due: slot j of a target's row holds entry ``offset`` of synapse ``syn``, the events
+    in the order of in_syn, packed to the front. Prefix sums and a binary search per slot, where
+    compacting the fan-in × capacity candidates of every target cost XLA:CPU a scatter per
+    candidate. Returns (syn, offset, valid), each (targets, width), and the events beyond width."""
+    rows, fan_in = in_syn.shape
+    per_syn = jnp.where(in_valid, taken[in_syn], 0)
+    ends = lax.associative_scan(jnp.add, per_syn, axis=1) if fan_in > 1 else per_syn  # inclusive
+    count = ends[:, -1]
+    slot = jnp.arange(width, dtype=INT)
+    column = jax.vmap(lambda e: jnp.searchsorted(e, slot, side="right", method="scan"))(ends)
+    column = jnp.minimum(column.astype(INT), fan_in - 1)
+    valid = slot[None, :] < count[:, None]
+    syn = jnp.where(valid, jnp.take_along_axis(in_syn, column, axis=1), 0)
+    start = jnp.take_along_axis(ends, column, axis=1) - jnp.take_along_axis(per_syn, column, axis=1)
+    return syn, slot[None, :] - start, valid, jnp.sum(jnp.maximum(count - width, 0), dtype=INT)
 
 
 def _candidates(spikes, pre, in_syn, in_valid, width):
@@ -292,14 +337,20 @@ def _tape_append(tape, times, count, xm, trig, n):
 
 
 def _log_drops(log, dropped):
-    """Append the dropped events (synapse, key, mask arrays of one shape) to a projection's log."""
+    """Append the dropped events (synapse, key, mask arrays of one shape) to a projection's log
+    (skipped, a lax.cond, in the steps without a drop: the prefix sum spans every synapse)."""
     syn, key, mask = (jnp.ravel(a) for a in dropped)
     D = log["syn"].shape[0]
-    place = log["count"] + jnp.cumsum(mask, dtype=INT) - 1
-    place = jnp.where(mask & (place < D), place, D)
-    total = log["count"] + jnp.sum(mask, dtype=INT)
-    return {"syn": log["syn"].at[place].set(syn.astype(INT), mode="drop"), "key": log["key"].at[place].set(key, mode="drop"),
-            "count": jnp.minimum(total, D), "overflow": log["overflow"] + jnp.maximum(total - D, 0)}
+
+    def append():
+        place = log["count"] + jnp.cumsum(mask, dtype=INT) - 1
+        place = jnp.where(mask & (place < D), place, D)
+        total = log["count"] + jnp.sum(mask, dtype=INT)
+        return {"syn": log["syn"].at[place].set(syn.astype(INT), mode="drop"),
+                "key": log["key"].at[place].set(key, mode="drop"),
+                "count": jnp.minimum(total, D), "overflow": log["overflow"] + jnp.maximum(total - D, 0)}
+
+    return lax.cond(jnp.any(mask), append, lambda: dict(log))
 
 
 def _no_events(size, proj):
@@ -330,20 +381,15 @@ def _fifo_init(synapses, capacity):
 def _fifo_pop(q, n, weight, in_syn, in_valid, capacity):
     """The due prefix of every synapse's buffer, gathered per target through its incoming synapses.
     A synapse's keys grow in push order (its neuron's spikes in time order, one delay), so the due
-    entries are a prefix from the head: they are found where they lie, without reordering the
-    buffer (a gather that cost XLA:CPU more than the rest of the pop); the merge orders events."""
+    entries are a prefix from the head: counted where they lie and gathered per target by
+    ``_due_slots`` (the merge orders them)."""
     synapses, K = q["key"].shape
     age = (jnp.arange(K, dtype=INT)[None, :] - q["head"][:, None]) % K  # 0: the oldest
     due = (age < q["size"][:, None]) & _due(q["key"], n)
     taken = jnp.sum(due, axis=1, dtype=INT)
-    rows = in_syn.shape[0]
-    valid = (due[in_syn] & in_valid[:, :, None]).reshape(rows, -1)
-    keys = q["key"][in_syn].reshape(rows, -1)
-    syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], K)).reshape(rows, -1)
-    width = min(capacity, valid.shape[1])
-    (packed_key, packed_syn), count, lost = _compact(valid, width, (keys, syn), (NO_KEY, 0))
-    events = {"time": _event_time(packed_key), "syn": packed_syn, "w": weight[packed_syn],
-              "valid": jnp.arange(width, dtype=INT)[None, :] < count[:, None]}
+    syn, offset, valid, lost = _due_slots(taken, in_syn, in_valid, min(capacity, in_syn.shape[1] * K))
+    key = jnp.where(valid, q["key"][syn, (q["head"][syn] + offset) % K], NO_KEY)
+    events = {"time": _event_time(key), "syn": syn, "w": weight[syn], "valid": valid}
     return dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken), events, lost
 
 
@@ -352,13 +398,20 @@ def _fifo_push(q, key, valid):
     Also returns the dropped events (synapse, key, mask): a full buffer takes the first ones only."""
     synapses, K = q["key"].shape
     lines = jnp.arange(synapses)
-    keys, size, drops = q["key"], q["size"], q["drops"]
+    size, drops, slots = q["size"], q["drops"], []
     for k in range(key.shape[1]):
         accept = valid[:, k] & (size < K)
-        slot = jnp.where(accept, (q["head"] + size) % K, K)
-        keys = _put(keys, slot, key[:, k])
+        slots.append(jnp.where(accept, (q["head"] + size) % K, K))
         size = size + accept
         drops = drops + jnp.sum(valid[:, k] & ~accept, dtype=INT)
+
+    def write():
+        keys = q["key"]
+        for k, slot in enumerate(slots):
+            keys = _put(keys, slot, key[:, k])
+        return keys
+
+    keys = lax.cond(jnp.any(valid), write, lambda: q["key"])  # most steps of a small network push nothing
     dropped = valid & (_before(valid) + valid > K - q["size"][:, None])
     syn = jnp.broadcast_to(lines[:, None], key.shape)
     return dict(q, key=keys, size=size, drops=drops), (syn, key, dropped)
@@ -1236,6 +1289,21 @@ def outputs(carry, traces):
     }
 
 
+def _over_trials(fn, batch, in_axes):
+    """fn mapped over the trials (jax.vmap over the leading axis of the arguments whose in_axes is 0);
+    for a batch of one, fn itself on those arguments without that axis: under vmap a lax.cond with a
+    per-trial predicate computes both branches, so the shortcuts a step takes when its queues are
+    quiet would cost as much as the work they skip."""
+    if batch > 1:
+        return jax.vmap(fn, in_axes=in_axes, axis_size=batch)
+
+    def one(*args):
+        args = [a if axis is None else jax.tree_util.tree_map(lambda x: x[0], a) for a, axis in zip(args, in_axes)]
+        return jax.tree_util.tree_map(lambda x: x[None], fn(*args))
+
+    return one
+
+
 def _simulate(network, params, inputs, config, tape=False):
     """A batch of ``config.batch`` trials from the initial state, each with its own inputs (leading
     axis), sharing the network and the parameters. A lax.scan over steps of the step function
@@ -1245,9 +1313,9 @@ def _simulate(network, params, inputs, config, tape=False):
                            "jax.config.update('jax_enable_x64', True) or `with jax.enable_x64(True):`")
     network, inputs = jax.tree_util.tree_map(jnp.asarray, (network, inputs))
     params = jax.tree_util.tree_map(lambda value: jnp.asarray(value, REAL), params)
-    batch = functools.partial(jax.vmap, axis_size=config.batch)
-    carry = batch(functools.partial(start, config=config, tape=tape), in_axes=(None, None, 0))(network, params, inputs)
-    one_step = batch(functools.partial(step, config=config, tape=tape), in_axes=(0, None, None, None, 0))
+    carry = _over_trials(functools.partial(start, config=config, tape=tape), config.batch,
+                         (None, None, 0))(network, params, inputs)
+    one_step = _over_trials(functools.partial(step, config=config, tape=tape), config.batch, (0, None, None, None, 0))
 
     def scan_step(carry, n):
         return one_step(carry, n, network, params, inputs)
@@ -1401,13 +1469,18 @@ def _rmerge(parts, capacity, size):
         return {"time": jnp.full((size, 1), jnp.inf, REAL), "w": jnp.zeros((size, 1), REAL),
                 "proj": jnp.zeros((size, 1), INT), "syn": jnp.zeros((size, 1), INT),
                 "src": jnp.full((size, 1), -1, INT), "count": jnp.zeros(size, INT)}, jnp.zeros((), INT)
-    valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
-    cat = {f: jnp.concatenate([p[f] for p in parts], axis=1) for f in ("time", "w", "syn", "src")}
-    cat["proj"] = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
     order = ("time", "w", "proj", "syn", "src")
-    placed = _place(_ranks(valid, (cat["time"], cat["proj"], cat["syn"])), capacity, [cat[f] for f in order],
-                    (jnp.inf, 0, 0, 0, -1))
-    count = jnp.sum(valid, axis=1, dtype=INT)
+
+    def merge(parts):
+        valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
+        cat = {f: jnp.concatenate([p[f] for p in parts], axis=1) for f in ("time", "w", "syn", "src")}
+        cat["proj"] = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
+        return _place(_ranks(valid, (cat["time"], cat["proj"], cat["syn"])), capacity, [cat[f] for f in order],
+                      (jnp.inf, 0, 0, 0, -1))
+
+    fields = ("valid", "time", "w", "syn", "src")
+    placed = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
+    count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
     kept = jnp.minimum(count, capacity)
     return dict(zip(order, placed), count=kept), jnp.sum(count - kept, dtype=INT)
 
@@ -1442,22 +1515,17 @@ def _rfifo_push(q, time, src, at, valid):
 
 
 def _rfifo_pop(q, n, in_syn, in_valid, width):
+    """The events of step n: each synapse's entries from the head while they are due (the latest
+    first), found where they lie and gathered per target by ``_due_slots``."""
     synapses, K = q["time"].shape
-    position = (q["head"][:, None] + jnp.arange(K, dtype=INT)) % K
-    at = jnp.take_along_axis(q["at"], position, axis=1)
-    time = jnp.take_along_axis(q["time"], position, axis=1)
-    src = jnp.take_along_axis(q["src"], position, axis=1)
-    due = (jnp.arange(K, dtype=INT) < q["size"][:, None]) & (at >= n)
-    due = jnp.cumprod(due, axis=1).astype(bool)
-    taken = jnp.sum(due, axis=1, dtype=INT)
-    q = dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken)
-    rows = in_syn.shape[0]
-    valid = (due[in_syn] & in_valid[:, :, None]).reshape(rows, -1)
-    syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], K)).reshape(rows, -1)
-    (time, syn, src), count, lost = _compact(valid, width, (time[in_syn].reshape(rows, -1), syn,
-                                                             src[in_syn].reshape(rows, -1)))
-    return q, {"time": time, "syn": syn, "src": src,
-               "valid": jnp.arange(width, dtype=INT)[None, :] < count[:, None]}, lost
+    age = (jnp.arange(K, dtype=INT)[None, :] - q["head"][:, None]) % K  # 0: the next to pop
+    stored = age < q["size"][:, None]
+    taken = jnp.min(jnp.where(stored & (q["at"] < n), age, K), axis=1)  # the due run from the head
+    taken = jnp.minimum(taken, q["size"])
+    syn, offset, valid, lost = _due_slots(taken, in_syn, in_valid, width)
+    slot = (q["head"][syn] + offset) % K
+    rows = {"time": q["time"][syn, slot], "syn": syn, "src": q["src"][syn, slot], "valid": valid}
+    return dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken), rows, lost
 
 
 def _rheap_init(size, capacity):
@@ -2069,8 +2137,7 @@ def backward(network, params, inputs, residuals, cotangents, config):
            "traces": {key: real(value) for key, value in cotangents["traces"].items()},
            "final_state": {name: real(value) for name, value in cotangents["final_state"].items()}}
     trial = functools.partial(_backward_trial, config=config)
-    grads, bad = jax.vmap(trial, in_axes=(None, None, 0, 0, 0), axis_size=config.batch)(network, params, inputs,
-                                                                                          residuals, cot)
+    grads, bad = _over_trials(trial, config.batch, (None, None, 0, 0, 0))(network, params, inputs, residuals, cot)
     grads = jax.tree_util.tree_map(lambda g: jnp.sum(g, axis=0), grads)
     return jax.tree_util.tree_map(lambda g: jnp.where(jnp.any(bad), jnp.nan, g), grads)
 
