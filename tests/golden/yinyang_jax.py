@@ -1389,10 +1389,6 @@ EMPTY = {"time": -jnp.inf, "syn": BIG, "src": -1, "at": -1}  # an unused entry o
 FIELDS = ("time", "syn", "src", "at")
 
 
-def _where_tree(flag, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
-
-
 def _rfirst(a, b):
     """Reverse-queue entry a pops before b: later delivery step, then later arrival, then lower synapse."""
     return (a["at"] > b["at"]) | ((a["at"] == b["at"]) & ((a["time"] > b["time"]) |
@@ -1405,14 +1401,20 @@ def _delivery(arrival, m):
 
 
 def _sorted_log(log):
-    """A projection's log of dropped events sorted by (synapse, key), unused entries last."""
+    """A projection's log of dropped events sorted by (synapse, key), unused entries last, and its length."""
     used = jnp.arange(log["syn"].shape[0], dtype=INT) < log["count"]
-    return lax.sort((jnp.where(used, log["syn"], BIG), jnp.where(used, log["key"], jnp.inf)), num_keys=2)
+    return (*lax.sort((jnp.where(used, log["syn"], BIG), jnp.where(used, log["key"], jnp.inf)), num_keys=2),
+            log["count"])
 
 
 def _was_dropped(log, syn, key):
-    """Whether each event (syn, key) is in the sorted drop log: a binary search of fixed depth."""
-    lsyn, lkey = log
+    """Whether each event (syn, key) is in the sorted drop log: a binary search of fixed depth (none
+    where the forward dropped nothing: a lax.cond)."""
+    lsyn, lkey, used = log
+    return lax.cond(used > 0, lambda: _search_log(lsyn, lkey, syn, key), lambda: jnp.zeros(syn.shape, bool))
+
+
+def _search_log(lsyn, lkey, syn, key):
     D = lsyn.shape[0]
     lo, hi = jnp.zeros(syn.shape, INT), jnp.full(syn.shape, D, INT)
     for _ in range(max(1, D.bit_length())):
@@ -1913,9 +1915,16 @@ def prj0_inp__hid_rinit(network, config):
 
 def prj0_inp__hid_rpush(q, spikes, m, n, delay, log, network, config):
     """The events of inp's spikes of step m (those the forward did not drop, delivered
-    before the end) into the reverse queue at sweep step n; also whether one comes too late."""
+    before the end) into the reverse queue at sweep step n; also whether one comes too late. Most
+    steps of a small network have no spike: those skip it (a lax.cond)."""
     if network["pre"].shape[0] == 0:
         return q, jnp.zeros((), bool)
+    push = functools.partial(prj0_inp__hid_rpush_spikes, spikes=spikes, m=m, n=n, delay=delay, log=log, network=network,
+                             config=config)
+    return lax.cond(jnp.any(spikes["count"] > 0) & (m >= 0), push, lambda q: (q, jnp.zeros((), bool)), q)
+
+
+def prj0_inp__hid_rpush_spikes(q, spikes, m, n, delay, log, network, config):
     t, syn, src, valid, _ = _rcandidates(spikes, network["pre"], network["in_syn"], network["in_valid"],
                                          config.push_capacity[0])
     syn_safe = jnp.minimum(syn, network["pre"].shape[0] - 1)
@@ -1941,9 +1950,16 @@ def prj1_hid__out_rinit(network, config):
 
 def prj1_hid__out_rpush(q, spikes, m, n, delay, log, network, config):
     """The events of hid's spikes of step m (those the forward did not drop, delivered
-    before the end) into the reverse queue at sweep step n; also whether one comes too late."""
+    before the end) into the reverse queue at sweep step n; also whether one comes too late. Most
+    steps of a small network have no spike: those skip it (a lax.cond)."""
     if network["pre"].shape[0] == 0:
         return q, jnp.zeros((), bool)
+    push = functools.partial(prj1_hid__out_rpush_spikes, spikes=spikes, m=m, n=n, delay=delay, log=log, network=network,
+                             config=config)
+    return lax.cond(jnp.any(spikes["count"] > 0) & (m >= 0), push, lambda q: (q, jnp.zeros((), bool)), q)
+
+
+def prj1_hid__out_rpush_spikes(q, spikes, m, n, delay, log, network, config):
     pre = network["pre"]
     S = spikes["time"].shape[1]
     valid = jnp.arange(S, dtype=INT)[None, :] < spikes["count"][pre][:, None]
@@ -2059,9 +2075,13 @@ def _backward_trial(network, params, inputs, res, cot, config):
 
         def pop_phase(state, i):  # A: the events of the segment's steps, last step first
             n = n0 + i
-            new = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
-            new, due = _reverse_pop(new, params, network, n, config)
-            return _where_tree(n < T, new, state), due
+            def sweep(state):
+                new = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
+                return _reverse_pop(new, params, network, n, config)
+
+            shapes = jax.eval_shape(sweep, state)[1]
+            return lax.cond(n < T, sweep, lambda state: (state, jax.tree_util.tree_map(
+                lambda s: jnp.zeros(s.shape, s.dtype), shapes)), state)
 
         state, due = lax.scan(pop_phase, state, jnp.arange(K - 1, -1, -1, dtype=INT))
         due = jax.tree_util.tree_map(lambda a: a[::-1], due)
@@ -2091,16 +2111,20 @@ def _backward_trial(network, params, inputs, res, cot, config):
 
         def adjoint_phase(state, i):  # C: the adjoint back through each step
             n = n0 + i
-            new = dict(state, lam=dict(state["lam"]))
-            new["lam"]['pop2_out'] = new["lam"]['pop2_out'].at[:, 0].add(
-                cot["traces"]['out.v'][jnp.minimum(n, T - 1)])
-            cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop1_hid'])
-            ev = jax.tree_util.tree_map(lambda a: a[i], due['pop1_hid'])
-            new = pop1_hid_adjoint_step(new, params, n, cur, ev, replayed)
-            cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop2_out'])
-            ev = jax.tree_util.tree_map(lambda a: a[i], due['pop2_out'])
-            new = pop2_out_adjoint_step(new, params, n, cur, ev, replayed)
-            return _where_tree(n < T, new, state), None
+
+            def sweep(state):
+                new = dict(state, lam=dict(state["lam"]))
+                new["lam"]['pop2_out'] = new["lam"]['pop2_out'].at[:, 0].add(
+                    cot["traces"]['out.v'][jnp.minimum(n, T - 1)])
+                cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop1_hid'])
+                ev = jax.tree_util.tree_map(lambda a: a[i], due['pop1_hid'])
+                new = pop1_hid_adjoint_step(new, params, n, cur, ev, replayed)
+                cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop2_out'])
+                ev = jax.tree_util.tree_map(lambda a: a[i], due['pop2_out'])
+                new = pop2_out_adjoint_step(new, params, n, cur, ev, replayed)
+                return new
+
+            return lax.cond(n < T, sweep, lambda state: state, state), None
 
         state, _ = lax.scan(adjoint_phase, state, jnp.arange(K - 1, -1, -1, dtype=INT))
         return state, None
