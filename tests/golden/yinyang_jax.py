@@ -125,16 +125,20 @@ def _earlier(k1, s1, k2, s2):
 
 
 def _error(error, bad, code, where, time):
-    """Keep the first error of a trial: ``bad`` flags neurons (or one flag), ``time`` when."""
+    """Keep the first error of a trial: ``bad`` flags neurons (or one flag), ``time`` when. Which
+    neuron is looked for only when there is a new error (a lax.cond: an argmax over every neuron in
+    every step cost as much as a quiet step's queue work)."""
     bad = jnp.atleast_1d(bad)
     fresh = (error["code"] == OK) & jnp.any(bad)
-    j = jnp.argmax(bad).astype(INT)
-    when = jnp.broadcast_to(jnp.asarray(time, REAL), bad.shape)[j]
-    code = jnp.broadcast_to(jnp.asarray(code, INT), bad.shape)[j]
-    return {"code": jnp.where(fresh, code, error["code"]),
-            "where": jnp.where(fresh, jnp.asarray(where, INT), error["where"]),
-            "neuron": jnp.where(fresh, jnp.where(bad.shape[0] > 1, j, -1), error["neuron"]).astype(INT),
-            "time": jnp.where(fresh, when, error["time"])}
+
+    def record():
+        j = jnp.argmax(bad).astype(INT)
+        return {"code": jnp.broadcast_to(jnp.asarray(code, INT), bad.shape)[j],
+                "where": jnp.asarray(where, INT),
+                "neuron": jnp.where(bad.shape[0] > 1, j, -1).astype(INT),
+                "time": jnp.broadcast_to(jnp.asarray(time, REAL), bad.shape)[j]}
+
+    return lax.cond(fresh, record, lambda: dict(error))
 
 
 def _due(key, n):
@@ -183,6 +187,17 @@ def _before(valid):
         columns.append(running)
         running = running + valid[:, i]
     return jnp.stack(columns, axis=1)
+
+
+def _row_sum(a):
+    """The sum of each row, in column order; rows of a few entries take a running sum, which XLA:CPU
+    fuses into one loop where it hands a reduction to a library call costing ~30 ns per element."""
+    if a.shape[1] > 16:
+        return jnp.sum(a, axis=1)
+    total = a[:, 0]
+    for i in range(1, a.shape[1]):
+        total = total + a[:, i]
+    return total
 
 
 def _compact(valid, width, arrays, fills=None):
@@ -255,8 +270,16 @@ def _merge(parts, capacity, size):
         w = jnp.concatenate([p["w"] for p in parts], axis=1)
         return _place(_ranks(valid, (time, proj, syn)), capacity, (time, w), (jnp.inf, 0))
 
-    fields = ("valid", "time", "syn", "w")
-    time, w = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
+    if len(parts) == 1 and parts[0].get("ordered", False):  # popped in (time, synapse) order: nothing to rank
+        part = parts[0]
+        width = part["valid"].shape[1]
+        time, w = (jnp.where(part["valid"], part[f], fill)[:, :capacity] for f, fill in (("time", jnp.inf), ("w", 0)))
+        if width < capacity:
+            time, w = (jnp.pad(a, ((0, 0), (0, capacity - width)), constant_values=fill)
+                       for a, fill in ((time, jnp.inf), (w, 0)))
+    else:
+        fields = ("valid", "time", "syn", "w")
+        time, w = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
     count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
     kept = jnp.minimum(count, capacity)
     return {"time": time, "w": w, "count": kept}, jnp.sum(count - kept, dtype=INT)
@@ -389,7 +412,8 @@ def _fifo_pop(q, n, weight, in_syn, in_valid, capacity):
     taken = jnp.sum(due, axis=1, dtype=INT)
     syn, offset, valid, lost = _due_slots(taken, in_syn, in_valid, min(capacity, in_syn.shape[1] * K))
     key = jnp.where(valid, q["key"][syn, (q["head"][syn] + offset) % K], NO_KEY)
-    events = {"time": _event_time(key), "syn": syn, "w": weight[syn], "valid": valid}
+    # one synapse per target: its events are in (time, synapse) order already
+    events = {"time": _event_time(key), "syn": syn, "w": weight[syn], "valid": valid, "ordered": in_syn.shape[1] == 1}
     return dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken), events, lost
 
 
@@ -471,7 +495,7 @@ def _heap_pop(q, n, weight, capacity, levels):
              jnp.zeros(size, INT))
     keys, syns, count, out_key, out_syn, taken = lax.while_loop(due_root, pop_one, state)
     events = {"time": _event_time(out_key), "syn": out_syn, "w": weight[out_syn],
-              "valid": jnp.arange(width, dtype=INT)[None, :] < taken[:, None]}
+              "valid": jnp.arange(width, dtype=INT)[None, :] < taken[:, None], "ordered": True}
     return dict(q, key=keys, syn=syns, size=count), events, jnp.sum(jnp.maximum(taken - width, 0), dtype=INT)
 
 
