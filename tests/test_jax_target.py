@@ -234,6 +234,35 @@ network Fanin {
     np.testing.assert_array_equal(result.final_state["dst"][0, :, 0], [10 + 9 + 1] * 3)
 
 
+def test_heaps_of_a_large_population_work_on_the_targets_with_events(write_model, out):
+    """Over 2 × ACTIVE_ROWS targets: steps where few targets push or pop (those rows alone are
+    worked on) and bursts where many do (every row), dropping events, against the reference."""
+    path = write_model("""
+neuron Counter {
+    state { c = 0.0 }
+    on_event(w) { c += w }
+}
+network Wide {
+    dt = 1 ms
+    timing = grid
+    seed = 4
+    population src = input(300)
+    population dst = Counter(300)
+    connect src -> dst one_to_one { weight ~ uniform(0.5, 1.5); delay ~ uniform(1 ms, 5 ms); queue = heap(capacity = 2) }
+    record dst.c
+}
+""")
+    sim = qgen.load(path, target="jax", out=out).simulator()
+    gen = np.random.default_rng(2)
+    quiet = (np.floor(gen.uniform(0, 40, 300)) + 0.5, gen.integers(0, 300, 300))  # ~8 per step
+    burst = (np.repeat([12.5, 13.5, 14.5], 300), np.tile(np.arange(300), 3))  # every source, three steps running
+    inputs = {"src": (np.concatenate([quiet[0], burst[0]]), np.concatenate([quiet[1], burst[1]]))}
+    result, reference = sim.run(inputs, 50.0), ReferenceSimulator(sim.data).run(inputs, 50.0)
+    assert reference.drops["src->dst"].sum() > 100
+    np.testing.assert_array_equal(result.drops["src->dst"], reference.drops["src->dst"])
+    compare(result, reference, False, "float64")
+
+
 def test_a_reset_above_threshold_is_an_error(write_model, out):
     path = write_model("""
 import "std/lif.snn"

@@ -189,6 +189,30 @@ def _before(valid):
     return jnp.stack(columns, axis=1)
 
 
+ACTIVE_ROWS = 64  # targets with work in a step up to which a queue works on those rows alone
+
+
+def _active_rows(active, inputs, fn, into):
+    """fn(*inputs) for arrays of rows (fn works on every row at once and returns arrays of rows),
+    computed on the rows flagged ``active`` alone when there are at most ACTIVE_ROWS of them: those
+    rows gathered, fn applied, its results written into ``into`` (what fn gives for every row that
+    is not flagged). Otherwise (a lax.cond) on every row. Per-target queues of large populations
+    (heap sifts) then cost the targets with events in a step, not every target."""
+    N = active.shape[0]
+    if N <= 2 * ACTIVE_ROWS:
+        return fn(*inputs)
+
+    def few():
+        # the flagged rows in order (N: none, not written back), by a prefix sum and a binary search:
+        # jnp.nonzero's cumsum and scatter cost XLA:CPU more than the rest
+        flagged = lax.associative_scan(jnp.add, active.astype(INT))
+        rows = jnp.searchsorted(flagged, jnp.arange(1, ACTIVE_ROWS + 1, dtype=INT), side="left", method="scan_unrolled")
+        out = fn(*(a[jnp.minimum(rows, N - 1)] for a in inputs))
+        return tuple(whole.at[rows].set(part, mode="drop") for whole, part in zip(into, out))
+
+    return lax.cond(jnp.sum(active, dtype=INT) <= ACTIVE_ROWS, few, lambda: tuple(fn(*inputs)))
+
+
 def _row_sum(a):
     """The sum of each row, in column order; rows of a few entries take a running sum, which XLA:CPU
     fuses into one loop where it hands a reduction to a library call costing ~30 ns per element."""
@@ -450,10 +474,26 @@ def _heap_init(size, capacity):
 
 
 def _heap_pop(q, n, weight, capacity, levels):
-    """Pop the root while it is due (every target at once), sifting the last entry down each time."""
+    """Pop the root while it is due, sifting the last entry down each time: on the targets with a
+    due root only (``_active_rows``)."""
     size, K = q["key"].shape
-    rows = jnp.arange(size)
     width = min(capacity, K)
+    active = (q["size"] > 0) & _due(q["key"][:, 0], n)
+    state = (q["key"], q["syn"], q["size"])
+    empty = (jnp.full((size, width), NO_KEY, KEY), jnp.zeros((size, width), INT), jnp.zeros((size, width), REAL),
+             jnp.zeros(size, INT))
+    pop = functools.partial(_heap_pop_rows, n=n, width=width, levels=levels, weight=weight)
+    keys, syns, count, out_key, out_syn, out_w, taken = _active_rows(active, state, pop, state + empty)
+    events = {"time": _event_time(out_key), "syn": out_syn, "w": out_w,
+              "valid": jnp.arange(width, dtype=INT)[None, :] < taken[:, None], "ordered": True}
+    return dict(q, key=keys, syn=syns, size=count), events, jnp.sum(jnp.maximum(taken - width, 0), dtype=INT)
+
+
+def _heap_pop_rows(keys, syns, count, n, width, levels, weight):
+    """_heap_pop on some rows (every row at once): the heaps, their due events (key, synapse, weight;
+    width per row) and counts."""
+    size, K = keys.shape
+    rows = jnp.arange(size)
 
     def due_root(state):
         keys, syns, count, *_ = state
@@ -491,24 +531,33 @@ def _heap_pop(q, n, weight, capacity, levels):
         syns = _put(syns, jnp.where(take, last, K), BIG)
         return keys, syns, count, out_key, out_syn, taken
 
-    state = (q["key"], q["syn"], q["size"], jnp.full((size, width), NO_KEY, KEY), jnp.zeros((size, width), INT),
+    state = (keys, syns, count, jnp.full((size, width), NO_KEY, KEY), jnp.zeros((size, width), INT),
              jnp.zeros(size, INT))
     keys, syns, count, out_key, out_syn, taken = lax.while_loop(due_root, pop_one, state)
-    events = {"time": _event_time(out_key), "syn": out_syn, "w": weight[out_syn],
-              "valid": jnp.arange(width, dtype=INT)[None, :] < taken[:, None], "ordered": True}
-    return dict(q, key=keys, syn=syns, size=count), events, jnp.sum(jnp.maximum(taken - width, 0), dtype=INT)
+    return keys, syns, count, out_key, out_syn, weight[out_syn], taken
 
 
 def _heap_push(q, key, syn, valid, levels):
-    """Each target's new events (rows in push order, packed to the front), sifted up one by one.
-    Also returns the dropped events (synapse, key, mask)."""
-    size, K = q["key"].shape
+    """Each target's new events (rows in push order, packed to the front), sifted up one by one, on
+    the targets with new events only (``_active_rows``). Also returns the dropped events (synapse,
+    key, mask): the newest, once a heap is full."""
+    K = q["key"].shape[1]
+    dropped = valid & (jnp.arange(valid.shape[1], dtype=INT)[None, :] >= K - q["size"][:, None])
+    state = (q["key"], q["syn"], q["size"])
+    push = functools.partial(_heap_push_rows, levels=levels)
+    keys, syns, count = _active_rows(jnp.any(valid, axis=1), state + (key, syn, valid), push, state)
+    return dict(q, key=keys, syn=syns, size=count, drops=q["drops"] + jnp.sum(dropped, dtype=INT)), (syn, key, dropped)
+
+
+def _heap_push_rows(keys, syns, count, key, syn, valid, levels):
+    """_heap_push on some rows: the heaps and their sizes."""
+    size, K = keys.shape
     rows = jnp.arange(size)
 
     def one(c, state):  # the c-th new event of every target at once
-        keys, syns, count, drops = state
-        new_key, new_syn, ok = key[:, c], syn[:, c], valid[:, c]
-        accept = ok & (count < K)
+        keys, syns, count = state
+        new_key, new_syn = key[:, c], syn[:, c]
+        accept = valid[:, c] & (count < K)
 
         def sift_up(_, state):
             keys, syns, i = state
@@ -522,12 +571,10 @@ def _heap_push(q, key, syn, valid, levels):
         keys, syns, i = lax.fori_loop(0, levels, sift_up, (keys, syns, count))
         keys = _put(keys, jnp.where(accept, i, K), new_key)
         syns = _put(syns, jnp.where(accept, i, K), new_syn)
-        return keys, syns, count + accept, drops + jnp.sum(ok & ~accept, dtype=INT)
+        return keys, syns, count + accept
 
     width = jnp.max(jnp.sum(valid, axis=1, dtype=INT))
-    keys, syns, count, drops = lax.fori_loop(0, width, one, (q["key"], q["syn"], q["size"], q["drops"]))
-    dropped = valid & (jnp.arange(valid.shape[1], dtype=INT)[None, :] >= K - q["size"][:, None])  # the newest
-    return dict(q, key=keys, syn=syns, size=count, drops=drops), (syn, key, dropped)
+    return lax.fori_loop(0, width, one, (keys, syns, count))
 
 
 # ------------------------------------------------------------------ neuron kinds (printed from sympy)
