@@ -7,7 +7,8 @@ layout of the arguments is described in docs/targets.md.
 
 Entry point: ``simulate(network, params, inputs, config)``, a pure function of arrays (usable
 under jax.jit and jax.vmap): a lax.scan over steps of ``step`` (one trial's step) mapped over the
-trials with jax.vmap; every queue is a set of fixed-capacity arrays carried through the scan.
+trials with jax.vmap (a batch of one is not mapped, so that the lax.cond shortcuts of quiet steps
+branch); every queue is a set of fixed-capacity arrays carried through the scan.
 ``simulate`` is a jax.custom_vjp: under jax.grad its forward keeps a tape (every spike with its
 pre-spike state, the state every ``config.checkpoint_every`` steps, the events the queues dropped)
 and its backward is ``backward`` below, the generated adjoint scan with reverse-running queues.
