@@ -1376,6 +1376,21 @@ def _over_trials(fn, batch, in_axes):
     return one
 
 
+def _trials(start, step, network, params, inputs, config):
+    """The scan over steps of every trial: (final carry, traces (T, B, ...)). A batch of one is not
+    vmapped and its carry has no batch axis inside the scan (an axis added and removed around each
+    step made XLA copy the queues every step instead of updating them in place)."""
+    steps = jnp.arange(config.steps, dtype=INT)
+    if config.batch > 1:
+        carry = jax.vmap(start, in_axes=(None, None, 0))(network, params, inputs)
+        one_step = jax.vmap(step, in_axes=(0, None, None, None, 0))
+        return lax.scan(lambda carry, n: one_step(carry, n, network, params, inputs), carry, steps)
+    trial = jax.tree_util.tree_map(lambda x: x[0], inputs)
+    carry, traces = lax.scan(lambda carry, n: step(carry, n, network, params, trial), start(network, params, trial),
+                             steps)
+    return jax.tree_util.tree_map(lambda x: x[None], carry), jax.tree_util.tree_map(lambda x: x[:, None], traces)
+
+
 def _simulate(network, params, inputs, config, tape=False):
     """A batch of ``config.batch`` trials from the initial state, each with its own inputs (leading
     axis), sharing the network and the parameters. A lax.scan over steps of the step function
@@ -1385,14 +1400,8 @@ def _simulate(network, params, inputs, config, tape=False):
                            "jax.config.update('jax_enable_x64', True) or `with jax.enable_x64(True):`")
     network, inputs = jax.tree_util.tree_map(jnp.asarray, (network, inputs))
     params = jax.tree_util.tree_map(lambda value: jnp.asarray(value, REAL), params)
-    carry = _over_trials(functools.partial(start, config=config, tape=tape), config.batch,
-                         (None, None, 0))(network, params, inputs)
-    one_step = _over_trials(functools.partial(step, config=config, tape=tape), config.batch, (0, None, None, None, 0))
-
-    def scan_step(carry, n):
-        return one_step(carry, n, network, params, inputs)
-
-    carry, traces = lax.scan(scan_step, carry, jnp.arange(config.steps, dtype=INT))
+    carry, traces = _trials(functools.partial(start, config=config, tape=tape),
+                            functools.partial(step, config=config, tape=tape), network, params, inputs, config)
     out = outputs(carry, {key: jnp.swapaxes(trace, 0, 1) for key, trace in traces.items()})
     if not tape:
         return out
