@@ -208,14 +208,18 @@ def test_non_linear_dynamics_non_additive_events_and_empty_projections(write_mod
     compare(result, reference, False, "float64")
 
 
-def test_due_events_beyond_the_event_capacity_are_counted(write_model, out):
-    """A target whose fifo lines (one per source) hold more due events in a step than its per-step
-    event capacity keeps the first ones and counts the rest as lost."""
-    path = write_model("""
+COUNTER = """
 neuron Counter {
     state { c = 0.0 }
     on_event(w) { c += w }
 }
+"""
+
+
+def test_due_events_beyond_the_event_capacity_are_counted(write_model, out):
+    """A target whose fifo lines (one per source) hold more due events in a step than its per-step
+    event capacity keeps the first ones and counts the rest as lost."""
+    path = write_model(COUNTER + """
 network Fanin {
     dt = 1 ms
     timing = grid
@@ -237,11 +241,7 @@ network Fanin {
 def test_heaps_of_a_large_population_work_on_the_targets_with_events(write_model, out):
     """Over 2 × ACTIVE_ROWS targets: steps where few targets push or pop (those rows alone are
     worked on) and bursts where many do (every row), dropping events, against the reference."""
-    path = write_model("""
-neuron Counter {
-    state { c = 0.0 }
-    on_event(w) { c += w }
-}
+    path = write_model(COUNTER + """
 network Wide {
     dt = 1 ms
     timing = grid

@@ -262,22 +262,26 @@ def _place(rank, width, arrays, fills):
 NARROW = 8  # events per neuron and step below which a merge ranks only the first columns of each part
 
 
-def _narrowed(parts, fields):
-    """A step's due events (rows packed to the front) cut to their first NARROW columns per part, or
-    None where no part is wider: ``_quiet_or`` takes this cut when no row uses more, so that the
-    pairwise ranking (rows × width² comparisons) costs the events of a quiet step, not the capacity."""
+def _ranked(parts, capacity, out, fills):
+    """The fields ``out`` of a population's due events from every part (rows packed to the front),
+    per neuron in (time, projection, synapse) order, the first ``capacity`` kept; also each
+    neuron's count of events. When no row of any part holds more than NARROW events (a lax.cond),
+    only the first NARROW columns of each part are ranked: the pairwise ranking (rows × width²
+    comparisons) then costs the events of a quiet step, not the capacity."""
+    fields = tuple(f for f in dict.fromkeys(("valid", "time", "syn", *out)) if f != "proj")  # proj: a scalar per part
+
+    def merge(parts):
+        valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
+        cat = {f: jnp.concatenate([p[f] for p in parts], axis=1) for f in fields if f != "valid"}
+        cat["proj"] = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
+        return _place(_ranks(valid, (cat["time"], cat["proj"], cat["syn"])), capacity, [cat[f] for f in out], fills)
+
+    count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
     if all(p["valid"].shape[1] <= NARROW for p in parts):
-        return None
-    return [dict(p, **{f: p[f][:, :NARROW] for f in fields}) for p in parts]
-
-
-def _quiet_or(parts, narrow, fields, merge):
-    """merge(parts), computed on the narrowed parts when every row of every part fits NARROW (a
-    lax.cond: in a vmapped batch of trials it computes both and selects)."""
-    if narrow is None:
-        return merge(parts)
+        return merge(parts), count
+    narrow = [dict(p, **{f: p[f][:, :NARROW] for f in fields}) for p in parts]
     fits = jnp.all(jnp.stack([jnp.all(~p["valid"][:, NARROW:]) for p in parts]))
-    return lax.cond(fits, lambda: merge(narrow), lambda: merge(parts))
+    return lax.cond(fits, lambda: merge(narrow), lambda: merge(parts)), count
 
 
 def _merge(parts, capacity, size):
@@ -286,15 +290,6 @@ def _merge(parts, capacity, size):
     if not parts:
         return {"time": jnp.full((size, 1), jnp.inf, REAL), "w": jnp.zeros((size, 1), REAL),
                 "count": jnp.zeros(size, INT)}, jnp.zeros((), INT)
-
-    def merge(parts):
-        valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
-        time = jnp.concatenate([p["time"] for p in parts], axis=1)
-        proj = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
-        syn = jnp.concatenate([p["syn"] for p in parts], axis=1)
-        w = jnp.concatenate([p["w"] for p in parts], axis=1)
-        return _place(_ranks(valid, (time, proj, syn)), capacity, (time, w), (jnp.inf, 0))
-
     if len(parts) == 1 and parts[0].get("ordered", False):  # popped in (time, synapse) order: nothing to rank
         part = parts[0]
         width = part["valid"].shape[1]
@@ -302,10 +297,9 @@ def _merge(parts, capacity, size):
         if width < capacity:
             time, w = (jnp.pad(a, ((0, 0), (0, capacity - width)), constant_values=fill)
                        for a, fill in ((time, jnp.inf), (w, 0)))
+        count = jnp.sum(part["valid"], axis=1, dtype=INT)
     else:
-        fields = ("valid", "time", "syn", "w")
-        time, w = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
-    count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
+        (time, w), count = _ranked(parts, capacity, ("time", "w"), (jnp.inf, 0))
     kept = jnp.minimum(count, capacity)
     return {"time": time, "w": w, "count": kept}, jnp.sum(count - kept, dtype=INT)
 
@@ -1553,17 +1547,7 @@ def _rmerge(parts, capacity, size):
                 "proj": jnp.zeros((size, 1), INT), "syn": jnp.zeros((size, 1), INT),
                 "src": jnp.full((size, 1), -1, INT), "count": jnp.zeros(size, INT)}, jnp.zeros((), INT)
     order = ("time", "w", "proj", "syn", "src")
-
-    def merge(parts):
-        valid = jnp.concatenate([p["valid"] for p in parts], axis=1)
-        cat = {f: jnp.concatenate([p[f] for p in parts], axis=1) for f in ("time", "w", "syn", "src")}
-        cat["proj"] = jnp.concatenate([jnp.full(p["syn"].shape, p["proj"], INT) for p in parts], axis=1)
-        return _place(_ranks(valid, (cat["time"], cat["proj"], cat["syn"])), capacity, [cat[f] for f in order],
-                      (jnp.inf, 0, 0, 0, -1))
-
-    fields = ("valid", "time", "w", "syn", "src")
-    placed = _quiet_or(parts, _narrowed(parts, fields), fields, merge)
-    count = sum(jnp.sum(p["valid"], axis=1, dtype=INT) for p in parts)
+    placed, count = _ranked(parts, capacity, order, (jnp.inf, 0, 0, 0, -1))
     kept = jnp.minimum(count, capacity)
     return dict(zip(order, placed), count=kept), jnp.sum(count - kept, dtype=INT)
 
