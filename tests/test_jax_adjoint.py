@@ -242,3 +242,42 @@ def test_stablehlo_export_runs_without_qgen(tmp_path):
     for key, value in grads.items():
         assert np.any(want[key] != 0)
         np.testing.assert_allclose(value, want[key], rtol=1e-9, atol=1e-9 * np.max(np.abs(want[key])))
+
+
+def test_the_reverse_sorted_queue_pops_each_step_in_order(tmp_path):
+    """The reverse queue of the sorted kind, driven directly: pushes of a few entries per row (the
+    insertion by binary search) and of more than NARROW (the whole row sorted) at every sweep step,
+    each pop against a sorted list: exactly the entries delivered in that step, in pop order (later
+    arrival first, then the lower synapse)."""
+    path = tmp_path / "tiny.snn"
+    path.write_text(TINY)
+    module = qgen.load(path, target="jax", out=tmp_path / "generated").simulator().module
+    rows, capacity, width = 3, 48, 12
+    gen = np.random.default_rng(5)
+    pending, popped = [[] for _ in range(rows)], 0
+    with jax.enable_x64(True):
+        queue = module._rsorted_init(rows, capacity)
+        for n in range(40, -1, -1):
+            wide = n % 7 == 0
+            count = gen.integers(module.NARROW + 1 if wide else 0, (width if wide else 4) + 1, rows)
+            valid = np.arange(width)[None, :] < count[:, None]
+            gen.permuted(valid, axis=1, out=valid)  # holes, as the drop log leaves them
+            at = gen.integers(max(n - 6, 0), n + 1, (rows, width))
+            time = (at + np.round(gen.uniform(0, 1, (rows, width)), 1)) * 0.1
+            syn = gen.permutation(rows * width).reshape(rows, width) + 100 * n  # one event per synapse and time
+            src = gen.integers(0, 1000, (rows, width))
+            ev = {"time": jnp.asarray(time), "syn": jnp.asarray(syn, jnp.int32), "src": jnp.asarray(src, jnp.int32),
+                  "at": jnp.asarray(at, jnp.int32), "valid": jnp.asarray(valid)}
+            queue = module._rsorted_push(queue, ev)
+            for r in range(rows):
+                pending[r] += [(at[r, c], time[r, c], syn[r, c], src[r, c]) for c in range(width) if valid[r, c]]
+            queue, out, lost = module._rsorted_pop(queue, n, capacity)
+            assert int(lost) == 0
+            for r in range(rows):
+                due = sorted((e for e in pending[r] if e[0] == n), key=lambda e: (-e[1], e[2]))
+                pending[r] = [e for e in pending[r] if e[0] != n]
+                got = [(float(out["time"][r, c]), int(out["syn"][r, c]), int(out["src"][r, c]))
+                       for c in range(capacity) if out["valid"][r, c]]
+                assert got == [(t, s, i) for _, t, s, i in due], (n, r)
+                popped += len(got)
+    assert int(queue["over"]) == 0 and popped > 200 and not any(pending)

@@ -168,6 +168,50 @@ def _scatter_rows(place, width, arrays, fills):
     return out
 
 
+def _lower_bound(rows, size, below):
+    """For rows of entries ascending in some order (dict of (R, K) arrays, the first ``size`` of each
+    row used; size: (R, P)), how many lie below each of P points: ``below(entry)`` says that an entry
+    (fields (R, P)) lies below its point. A binary search of fixed depth, a gather per halving."""
+    K = next(iter(rows.values())).shape[1]
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = (lo + hi) // 2
+        at = jnp.minimum(mid, K - 1)
+        go = below({f: jnp.take_along_axis(a, at, axis=1) for f, a in rows.items()}) & (lo < hi)
+        return jnp.where(go, mid + 1, lo), jnp.where(go | (lo >= hi), hi, mid)
+
+    return lax.fori_loop(0, K.bit_length(), halve, (jnp.zeros_like(size), size))[0]
+
+
+def _merged_rows(queued, size, new, count, below, positions):
+    """The entries at ``positions`` (R, P) of each row's merge of its queued entries (the first size
+    of each row) with its new ones (the first count of each row of ``new``), both ascending in one
+    order; ``below(q, x)``: queued entry q lies below new entry x. Each new entry's place is found by
+    a binary search among the queued, then a position holds the queued entry shifted by the new ones
+    placed before it, or a new one: comparisons and gathers, O(K·S) per row for S new entries, where
+    XLA:CPU's sort costs ~0.1 µs per entry. Both steps are loops (over the halvings, over the new
+    entries) so that what they read is computed once: XLA fused the ranking of the new entries
+    into every position otherwise."""
+    S = next(iter(new.values())).shape[1]
+    slots = jnp.arange(S, dtype=INT)[None, :]
+    among = _lower_bound(queued, jnp.broadcast_to(size[:, None], count.shape + (S,)), lambda q: below(q, new))
+    place = jnp.where(slots < count[:, None], among + slots, BIG)
+
+    def one(s, acc):
+        before, hit, fresh = acc
+        at = lax.dynamic_slice_in_dim(place, s, 1, axis=1)
+        here = at == positions
+        fresh = {f: jnp.where(here, lax.dynamic_slice_in_dim(new[f], s, 1, axis=1), v) for f, v in fresh.items()}
+        return before + (at < positions), hit | here, fresh
+
+    start = (jnp.zeros_like(positions), jnp.zeros(positions.shape, bool),
+             {f: jnp.zeros(positions.shape, a.dtype) for f, a in new.items()})
+    before, hit, fresh = lax.fori_loop(0, S, one, start)
+    source = jnp.clip(positions - before, 0, next(iter(queued.values())).shape[1] - 1)
+    return {f: jnp.where(hit, fresh[f], jnp.take_along_axis(queued[f], source, axis=1)) for f in queued}
+
+
 def _put(a, column, value):
     """``a`` with a[r, column[r]] = value[r] in every row (a column outside the row: unchanged).
     Narrow rows take an elementwise select, O(width) per row in one fused loop, where XLA's
