@@ -181,7 +181,12 @@ def _lower_bound(rows, size, below):
         go = below({f: jnp.take_along_axis(a, at, axis=1) for f, a in rows.items()}) & (lo < hi)
         return jnp.where(go, mid + 1, lo), jnp.where(go | (lo >= hi), hi, mid)
 
-    return lax.fori_loop(0, K.bit_length(), halve, (jnp.zeros_like(size), size))[0]
+    bounds = (jnp.zeros_like(size), size)
+    if K <= 16:  # a few halvings: unrolled (a loop costs XLA:CPU more than it saves on short rows)
+        for i in range(K.bit_length()):
+            bounds = halve(i, bounds)
+        return bounds[0]
+    return lax.fori_loop(0, K.bit_length(), halve, bounds)[0]
 
 
 def _merged_rows(queued, size, new, count, below, positions):
@@ -207,7 +212,7 @@ def _merged_rows(queued, size, new, count, below, positions):
 
     start = (jnp.zeros_like(positions), jnp.zeros(positions.shape, bool),
              {f: jnp.zeros(positions.shape, a.dtype) for f, a in new.items()})
-    before, hit, fresh = lax.fori_loop(0, S, one, start)
+    before, hit, fresh = one(0, start) if S == 1 else lax.fori_loop(0, S, one, start)
     source = jnp.clip(positions - before, 0, next(iter(queued.values())).shape[1] - 1)
     return {f: jnp.where(hit, fresh[f], jnp.take_along_axis(queued[f], source, axis=1)) for f in queued}
 
