@@ -181,12 +181,10 @@ def _lower_bound(rows, size, below):
         go = below({f: jnp.take_along_axis(a, at, axis=1) for f, a in rows.items()}) & (lo < hi)
         return jnp.where(go, mid + 1, lo), jnp.where(go | (lo >= hi), hi, mid)
 
-    bounds = (jnp.zeros_like(size), size)
-    if K <= 16:  # a few halvings: unrolled (a loop costs XLA:CPU more than it saves on short rows)
-        for i in range(K.bit_length()):
-            bounds = halve(i, bounds)
-        return bounds[0]
-    return lax.fori_loop(0, K.bit_length(), halve, bounds)[0]
+    if K <= 16:  # short rows: count the entries below, elementwise (chained gathers cost more)
+        return sum((k < size) & below({f: jnp.broadcast_to(a[:, k, None], size.shape) for f, a in rows.items()})
+                   for k in range(K)).astype(size.dtype)
+    return lax.fori_loop(0, K.bit_length(), halve, (jnp.zeros_like(size), size))[0]
 
 
 def _merged_rows(queued, size, new, count, below, positions):
@@ -213,8 +211,18 @@ def _merged_rows(queued, size, new, count, below, positions):
     start = (jnp.zeros_like(positions), jnp.zeros(positions.shape, bool),
              {f: jnp.zeros(positions.shape, a.dtype) for f, a in new.items()})
     before, hit, fresh = one(0, start) if S == 1 else lax.fori_loop(0, S, one, start)
-    source = jnp.clip(positions - before, 0, next(iter(queued.values())).shape[1] - 1)
-    return {f: jnp.where(hit, fresh[f], jnp.take_along_axis(queued[f], source, axis=1)) for f in queued}
+    K = next(iter(queued.values())).shape[1]
+    source = jnp.clip(positions - before, 0, K - 1)
+    if K > 16:
+        return {f: jnp.where(hit, fresh[f], jnp.take_along_axis(queued[f], source, axis=1)) for f in queued}
+    # short rows: a select over the K columns, elementwise (a gather's indices cost XLA:CPU more)
+    out = {}
+    for f, a in queued.items():
+        value = fresh[f]
+        for k in range(K):
+            value = jnp.where(~hit & (source == k), a[:, k, None], value)
+        out[f] = value
+    return out
 
 
 def _put(a, column, value):
