@@ -79,33 +79,6 @@ SETUPS = {
 DURATION = 80.0
 
 
-def test_sorted_queues_insert_few_events_and_sort_bursts(write_model, out):
-    """The sorted kind inserts a step's few events per target among the queued ones, lets the latest
-    go from a full row, and sorts rows that receive more than NARROW events at once: quiet steps and
-    bursts, both dropping events, against the reference (drops, deliveries, their order)."""
-    path = write_model(COUNTER + """
-network Burst {
-    dt = 1 ms
-    timing = exact
-    seed = 6
-    population src = input(16)
-    population dst = Counter(3)
-    connect src -> dst all_to_all { weight ~ uniform(0.5, 1.5); delay ~ uniform(1 ms, 12 ms); queue = sorted(capacity = 20) }
-    record dst.c
-}
-""")
-    sim = qgen.load(path, target="jax", out=out).simulator(event_capacity=64)
-    gen = np.random.default_rng(3)
-    quiet = (np.round(gen.uniform(0, 60, 40), 3), gen.integers(0, 16, 40))  # one or two per step
-    # every source within one step: into a row with room (20.2), then into a full one (22.3, 41.7)
-    burst = (np.round(np.repeat([20.2, 22.3, 41.7], 16) + gen.uniform(0, 0.5, 48), 3), np.tile(np.arange(16), 3))
-    inputs = {"src": (np.concatenate([quiet[0], burst[0]]), np.concatenate([quiet[1], burst[1]]))}
-    result, reference = sim.run(inputs, 70.0), ReferenceSimulator(sim.data).run(inputs, 70.0)
-    assert reference.drops["src->dst"].sum() > 20
-    np.testing.assert_array_equal(result.drops["src->dst"], reference.drops["src->dst"])
-    compare(result, reference, False, "float64")
-
-
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     return tmp_path_factory.mktemp("generated")
@@ -284,9 +257,39 @@ network Wide {
     quiet = (np.floor(gen.uniform(0, 40, 300)) + 0.5, gen.integers(0, 300, 300))  # ~8 per step
     burst = (np.repeat([12.5, 13.5, 14.5], 300), np.tile(np.arange(300), 3))  # every source, three steps running
     inputs = {"src": (np.concatenate([quiet[0], burst[0]]), np.concatenate([quiet[1], burst[1]]))}
-    result, reference = sim.run(inputs, 50.0), ReferenceSimulator(sim.data).run(inputs, 50.0)
-    assert reference.drops["src->dst"].sum() > 100
-    np.testing.assert_array_equal(result.drops["src->dst"], reference.drops["src->dst"])
+    _drops_and_runs_as_the_reference(sim, inputs, 50.0, "src->dst", more_than=100)
+
+
+def test_sorted_queues_insert_few_events_and_sort_bursts(write_model, out):
+    """The sorted kind inserts a step's few events per target among the queued ones, lets the latest
+    go from a full row, and sorts rows that receive more than NARROW events at once: quiet steps and
+    bursts, both dropping events, against the reference (drops, deliveries, their order)."""
+    path = write_model(COUNTER + """
+network Burst {
+    dt = 1 ms
+    timing = exact
+    seed = 6
+    population src = input(16)
+    population dst = Counter(3)
+    connect src -> dst all_to_all { weight ~ uniform(0.5, 1.5); delay ~ uniform(1 ms, 12 ms); queue = sorted(capacity = 20) }
+    record dst.c
+}
+""")
+    sim = qgen.load(path, target="jax", out=out).simulator(event_capacity=64)
+    gen = np.random.default_rng(3)
+    quiet = (np.round(gen.uniform(0, 60, 40), 3), gen.integers(0, 16, 40))  # one or two per step
+    # every source within one step: into a row with room (20.2), then into a full one (22.3, 41.7)
+    burst = (np.round(np.repeat([20.2, 22.3, 41.7], 16) + gen.uniform(0, 0.5, 48), 3), np.tile(np.arange(16), 3))
+    inputs = {"src": (np.concatenate([quiet[0], burst[0]]), np.concatenate([quiet[1], burst[1]]))}
+    _drops_and_runs_as_the_reference(sim, inputs, 70.0, "src->dst", more_than=20)
+
+
+def _drops_and_runs_as_the_reference(sim, inputs, duration, projection, more_than):
+    """The run drops more than ``more_than`` events of ``projection``, as many as the reference does
+    in every trial, and its outputs equal the reference's."""
+    result, reference = sim.run(inputs, duration), ReferenceSimulator(sim.data).run(inputs, duration)
+    assert reference.drops[projection].sum() > more_than
+    np.testing.assert_array_equal(result.drops[projection], reference.drops[projection])
     compare(result, reference, False, "float64")
 
 

@@ -187,6 +187,12 @@ def _lower_bound(rows, size, below):
     return lax.fori_loop(0, K.bit_length(), halve, (jnp.zeros_like(size), size))[0]
 
 
+def _top_slots(size, width, K):
+    """The indices of the top ``width`` entries of rows filled up to ``size`` (R,), the top first:
+    the order in which rows kept in reverse pop order give them up."""
+    return jnp.clip(size[:, None] - 1 - jnp.arange(width, dtype=INT)[None, :], 0, K - 1)
+
+
 def _merged_rows(queued, size, new, count, below, positions):
     """The entries at ``positions`` (R, P) of each row's merge of its queued entries (the first size
     of each row) with its new ones (the first count of each row of ``new``), both ascending in one
