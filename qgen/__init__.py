@@ -4,7 +4,11 @@ The pipeline, one package per stage: ``qgen.frontend`` (text -> IR), ``qgen.anal
 (sympy), ``qgen.reference`` (the NumPy oracle) and ``qgen.runtime`` (instances, inputs, results).
 """
 
+from qgen.runtime import xla_flags as _xla_flags
+
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
+_xla_flags.apply()  # before JAX compiles anything: see qgen/runtime/xla_flags.py
 
 
 def load(path, target: str = "c", **options):

@@ -380,6 +380,24 @@ def test_a_float64_build_asks_for_64_bit_jax(tiny):
         forward(sim.params(), forward.inputs(inputs))
 
 
+def test_importing_qgen_makes_xla_compile_small_loops_as_one_function():
+    from qgen.runtime import xla_flags
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("an XLA:CPU setting")
+    assert xla_flags.in_effect()  # qgen was imported before this process compiled anything
+    environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x --xla_backend_extra_options=a=1"}
+    xla_flags.apply(environ)
+    assert environ["XLA_FLAGS"] == (f"--xla_dump_to=/tmp/x --xla_backend_extra_options=a=1,"
+                                    f"{xla_flags.OPTION}={xla_flags.THRESHOLD}")
+    unchanged = {"XLA_FLAGS": f"--xla_backend_extra_options={xla_flags.OPTION}=7", "QGEN_XLA_FLAGS": "1"}
+    xla_flags.apply(unchanged)
+    assert unchanged["XLA_FLAGS"].endswith("=7")
+    off = {"QGEN_XLA_FLAGS": "0"}
+    xla_flags.apply(off)
+    assert "XLA_FLAGS" not in off
+
+
 # ---------------------------------------------------------------- the Python API
 
 

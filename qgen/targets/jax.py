@@ -95,6 +95,7 @@ def _jit(simulate: Callable) -> Callable:
     plain = jax.jit(simulate, static_argnames=("config",))
     if jax.default_backend() != "cpu":
         return plain
+    _check_small_loops()
     tuned = jax.jit(simulate, static_argnames=("config",), compiler_options=CPU_COMPILER_OPTIONS)
     chosen = [tuned]
 
@@ -107,6 +108,27 @@ def _jit(simulate: Callable) -> Callable:
                 return plain(*args, **kwargs)
             raise
     return call
+
+
+_SMALL_LOOPS: list[bool] = []  # whether XLA:CPU compiles the scans as one function (probed once)
+
+
+def _check_small_loops() -> None:
+    """Warn once if JAX compiled a program before qgen was imported, so that qgen's XLA:CPU setting
+    (qgen/runtime/xla_flags.py) cannot take effect: the JAX target then runs about 2x slower."""
+    from qgen.runtime import xla_flags
+
+    if _SMALL_LOOPS or os.environ.get("QGEN_XLA_FLAGS", "1") == "0":
+        return
+    _SMALL_LOOPS.append(xla_flags.in_effect())
+    if not _SMALL_LOOPS[0]:
+        import warnings
+
+        warnings.warn("qgen's JAX target runs about 2x slower in this process: JAX compiled a program before "
+                      "qgen was imported, so XLA no longer reads the XLA_FLAGS that qgen sets. Import qgen "
+                      f"before running JAX code, or start Python with XLA_FLAGS=\"{xla_flags.EXTRA}"
+                      f"{xla_flags.OPTION}={xla_flags.THRESHOLD}\" (QGEN_XLA_FLAGS=0 silences this).",
+                      RuntimeWarning, stacklevel=3)
 
 
 def cache_key(model: Model, precision: str, template: str) -> str:
