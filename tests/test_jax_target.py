@@ -389,10 +389,11 @@ def test_importing_qgen_makes_xla_compile_small_loops_as_one_function():
     environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x --xla_backend_extra_options=a=1"}
     xla_flags.apply(environ)
     assert environ["XLA_FLAGS"] == (f"--xla_dump_to=/tmp/x --xla_backend_extra_options=a=1,"
-                                    f"{xla_flags.OPTION}={xla_flags.THRESHOLD}")
-    unchanged = {"XLA_FLAGS": f"--xla_backend_extra_options={xla_flags.OPTION}=7", "QGEN_XLA_FLAGS": "1"}
+                                    f"{xla_flags.OPTION}={xla_flags.THRESHOLD} --xla_cpu_use_fusion_emitters=false")
+    unchanged = {"XLA_FLAGS": f"--xla_backend_extra_options={xla_flags.OPTION}=7 --xla_cpu_use_fusion_emitters=true",
+                 "QGEN_XLA_FLAGS": "1"}
     xla_flags.apply(unchanged)
-    assert unchanged["XLA_FLAGS"].endswith("=7")
+    assert unchanged["XLA_FLAGS"] == f"--xla_backend_extra_options={xla_flags.OPTION}=7 --xla_cpu_use_fusion_emitters=true"
     off = {"QGEN_XLA_FLAGS": "0"}
     xla_flags.apply(off)
     assert "XLA_FLAGS" not in off

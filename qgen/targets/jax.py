@@ -114,7 +114,7 @@ _SMALL_LOOPS: list[bool] = []  # whether XLA:CPU compiles the scans as one funct
 
 
 def _check_small_loops() -> None:
-    """Warn once if JAX compiled a program before qgen was imported, so that qgen's XLA:CPU setting
+    """Warn once if JAX compiled a program before qgen was imported, so that qgen's XLA:CPU settings
     (qgen/runtime/xla_flags.py) cannot take effect: the JAX target then runs about 2x slower."""
     from qgen.runtime import xla_flags
 
@@ -127,7 +127,8 @@ def _check_small_loops() -> None:
         warnings.warn("qgen's JAX target runs about 2x slower in this process: JAX compiled a program before "
                       "qgen was imported, so XLA no longer reads the XLA_FLAGS that qgen sets. Import qgen "
                       f"before running JAX code, or start Python with XLA_FLAGS=\"{xla_flags.EXTRA}"
-                      f"{xla_flags.OPTION}={xla_flags.THRESHOLD}\" (QGEN_XLA_FLAGS=0 silences this).",
+                      f"{xla_flags.OPTION}={xla_flags.THRESHOLD} {xla_flags.EMITTERS}=false\" "
+                      "(QGEN_XLA_FLAGS=0 silences this).",
                       RuntimeWarning, stacklevel=3)
 
 
