@@ -1740,191 +1740,238 @@ def _rheap_pop(q, n, width):
 # ------------------------------------------------------------------ neuron kinds: replay and reverse sweep
 
 
-def LIF_replay(p, d, x, until, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count, t0, t1):
-    """One neuron through [t0, t1) again, from its start state, with the step's events and its
-    recorded spikes (crossings at their recorded times, from their recorded pre-spike states):
-    jump to jump, in the forward's order at equal times (refractory end, crossing, event).
-    Returns the end state, the end of the clamp, the jumps (each closes a stretch of flow: its
-    kind, the stretch's length, clamp, start state; the state at the jump; event and spike
-    indices) and their number."""
+def LIF_jump(p, d, lane, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count, t1):
+    """One neuron's next jump in its replay of a step (see LIF_replay): the lane (t, x, until,
+    events applied, spikes passed) after it, whether it was the end of the step, and its record."""
+    t, x, until, e, k = lane
     E, S = ev_time.shape[0], sp_time.shape[0]
+    ke = jnp.minimum(e, E - 1)
+    te = jnp.where(e < ev_count, jnp.maximum(ev_time[ke], t), jnp.inf)
+    ks = jnp.minimum(k, S - 1)
+    ts = jnp.where((k < sp_count) & (sp_trig[ks] < 0), sp_time[ks], jnp.inf)
+    tu = jnp.where((until > t) & (until <= t1), until, jnp.inf)
+    t_next = jnp.minimum(jnp.minimum(tu, ts), jnp.minimum(te, t1))
+    kind = jnp.where(tu == t_next, END, jnp.where(ts == t_next, SPIKE, jnp.where(te == t_next, EVENT, FLOW))).astype(INT)
+    held = until > t
+    delta = t_next - t
+    y = jnp.where(held, _affine(LIF_propagator_refractory(p, delta), x), _affine(LIF_propagator(p, delta), x))
+    held_event = until > t_next
+    w = ev_w[ke]
+    x_event = jnp.where(held_event, LIF_event_refractory(p, y, w), LIF_event(p, y, w))
+    trig = (kind == EVENT) & (k < sp_count) & (sp_trig[ks] == e)
+    reset = (kind == SPIKE) | trig
+    x_reset = LIF_reset(p, sp_xm[ks])
+    x_new = jnp.where(reset, x_reset, jnp.where(kind == EVENT, x_event, y))
+    until_new = jnp.where(reset & (d["tref"] > 0), t_next + d["tref"], until)
+    record = {"kind": kind, "delta": delta, "held": held, "x0": x, "xj": y, "e": ke, "k": k, "trig": trig,
+              "held_event": held_event}
+    return (t_next, x_new, until_new, e + (kind == EVENT), k + reset), kind == FLOW, record
+
+
+def LIF_replay(p, d, x, until, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count, t0, t1):
+    """A population through [t0, t1) again, each neuron from its start state with the step's events
+    and its recorded spikes (crossings at their recorded times, from their recorded pre-spike
+    states): jump to jump, in the forward's order at equal times (refractory end, crossing, event).
+    The neurons move in lock step, jump i of every neuron recorded in row i (an update of one row:
+    per-neuron places would be a scatter, which XLA:CPU does not compile into the loop's function).
+    Returns the end states, the ends of the clamps, the jumps (J, N) (each closes a stretch of flow:
+    its kind, the stretch's length, clamp, start state; the state at the jump; event and spike
+    indices), each neuron's number of jumps and whether it reached the end of the step."""
+    N, E = ev_time.shape
+    S = sp_time.shape[1]
     J = E + 2 * S + 2  # every event, every spike and every end of a clamp, and the end of the step
-    ops = {"kind": jnp.zeros(J, INT), "delta": jnp.zeros(J, REAL), "held": jnp.zeros(J, bool),
-           "x0": jnp.zeros((J, 2), REAL), "xj": jnp.zeros((J, 2), REAL), "e": jnp.zeros(J, INT),
-           "k": jnp.zeros(J, INT), "trig": jnp.zeros(J, bool), "held_event": jnp.zeros(J, bool)}
+    jump = jax.vmap(functools.partial(LIF_jump, p, d, t1=t1))
+    zero = jnp.zeros(N, INT)
+    lane = (jnp.full(N, t0, REAL), x, until, zero, zero)
+    ops = {"kind": jnp.zeros((J, N), INT), "delta": jnp.zeros((J, N), REAL), "held": jnp.zeros((J, N), bool),
+           "x0": jnp.zeros((J, N, 2), REAL), "xj": jnp.zeros((J, N, 2), REAL), "e": jnp.zeros((J, N), INT),
+           "k": jnp.zeros((J, N), INT), "trig": jnp.zeros((J, N), bool), "held_event": jnp.zeros((J, N), bool)}
 
     def running(s):
-        return ~s[6] & (s[0] < J)
+        return (s[0] < J) & ~jnp.all(s[2])
 
     def action(s):
-        i, t, x, until, e, k, done, ops = s
-        ke = jnp.minimum(e, E - 1)
-        te = jnp.where(e < ev_count, jnp.maximum(ev_time[ke], t), jnp.inf)
-        ks = jnp.minimum(k, S - 1)
-        ts = jnp.where((k < sp_count) & (sp_trig[ks] < 0), sp_time[ks], jnp.inf)
-        tu = jnp.where((until > t) & (until <= t1), until, jnp.inf)
-        t_next = jnp.minimum(jnp.minimum(tu, ts), jnp.minimum(te, t1))
-        kind = jnp.where(tu == t_next, END, jnp.where(ts == t_next, SPIKE, jnp.where(te == t_next, EVENT, FLOW))).astype(INT)
-        held = until > t
-        delta = t_next - t
-        y = jnp.where(held, _affine(LIF_propagator_refractory(p, delta), x), _affine(LIF_propagator(p, delta), x))
-        held_event = until > t_next
-        w = ev_w[ke]
-        x_event = jnp.where(held_event, LIF_event_refractory(p, y, w), LIF_event(p, y, w))
-        trig = (kind == EVENT) & (k < sp_count) & (sp_trig[ks] == e)
-        reset = (kind == SPIKE) | trig
-        x_reset = LIF_reset(p, sp_xm[ks])
-        x_new = jnp.where(reset, x_reset, jnp.where(kind == EVENT, x_event, y))
-        until_new = jnp.where(reset & (d["tref"] > 0), t_next + d["tref"], until)
-        ops = {"kind": ops["kind"].at[i].set(kind), "delta": ops["delta"].at[i].set(delta),
-               "held": ops["held"].at[i].set(held), "x0": ops["x0"].at[i].set(x), "xj": ops["xj"].at[i].set(y),
-               "e": ops["e"].at[i].set(ke), "k": ops["k"].at[i].set(k), "trig": ops["trig"].at[i].set(trig),
-               "held_event": ops["held_event"].at[i].set(held_event)}
-        return i + 1, t_next, x_new, until_new, e + (kind == EVENT), k + reset, kind == FLOW, ops
+        i, lane, done, count, ops = s
+        new, flow, record = jump(lane, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count)
+        go = ~done
+        lane = tuple(jnp.where(go.reshape((N,) + (1,) * (a.ndim - 1)), a, b) for a, b in zip(new, lane))
+        ops = {f: ops[f].at[i].set(jnp.where(go.reshape((N,) + (1,) * (r.ndim - 1)), r, ops[f][i])) for f, r in record.items()}
+        return i + 1, lane, done | flow, count + go, ops
 
-    zero = jnp.zeros((), INT)
-    s = lax.while_loop(running, action, (zero, t0 + jnp.zeros((), REAL), x, until, zero, zero, jnp.zeros((), bool), ops))
-    return s[2], s[3], s[7], s[0], s[6]
+    _, lane, done, count, ops = lax.while_loop(running, action, (jnp.zeros((), INT), lane, jnp.zeros(N, bool), zero, ops))
+    return lane[1], lane[2], ops, count, done
 
 
-def LIF_reverse(p, d, lam, ops, count, ev_w, sp_xm, dt_row, base, grad_shape):
-    """λ at the start of the step from λ at its end, back through one neuron's jumps. ``dt_row``:
-    dL/dt_k of this neuron's taped spikes (``base``: the index of the step's first one). Returns
-    λ, dL/dp, dt_row (refractory ends add to their spike's dL/dt_k) and per jump the event's
-    dL/dw and dL/dt_a."""
-    J = ops["kind"].shape[0]
+def LIF_back(p, d, lam, grad, op, ev_w, sp_xm, dt_local, base):
+    """One neuron back through one of its jumps (``op``, see LIF_jump) and the flow before it:
+    λ before, dL/dp with this jump's terms added, dt_local (dL/dt_k of the spikes base - 1 ...
+    base + S - 1: a refractory end adds to its spike's), and the event's dL/dw and dL/dt_a."""
     S = sp_xm.shape[0]
-    C = dt_row.shape[0]
+    kind, xj, k = op["kind"], op["xj"], op["k"]
+    ks = jnp.clip(k, 0, S - 1)
+    dL_dt = dt_local[ks + 1]
+    # the end of a clamp: dL/dτ goes to the spike that began it
+    tau = LIF_adj_end(p, xj, lam)
+    dt_local = dt_local + jnp.where((jnp.arange(S + 1) == k) & (kind == END) & (base + k - 1 >= 0), tau, 0.0)
+    # a threshold crossing: the saltation
+    g_spike = jnp.where(d["tref"] > 0, LIF_adj_spike(p, sp_xm[ks], lam, dL_dt),
+                        LIF_adj_spike_free(p, sp_xm[ks], lam, dL_dt))
+    # a reset an event triggered: its time is the event's, so dL/dt_k moves with the event
+    g_reset = jnp.where(d["tref"] > 0, LIF_adj_reset(p, sp_xm[ks], lam), LIF_adj_reset_free(p, sp_xm[ks], lam))
+    trig = op["trig"]
+    lam_event = jnp.where(trig, g_reset[:2], lam)
+    pending = jnp.where(trig, g_reset[2] + dL_dt, 0.0)
+    grad_reset = jnp.where(trig, g_reset[2 + 1:], 0.0)
+    w = ev_w[op["e"]]
+    g_event = jnp.where(op["held_event"], LIF_adj_event_refractory(p, xj, w, lam_event),
+                        LIF_adj_event(p, xj, w, lam_event))
+    event = kind == EVENT
+    gw = jnp.where(event, g_event[2], 0.0)
+    gt = jnp.where(event, g_event[2 + 1] + pending, 0.0)
+    lam_jump = jnp.where(event, g_event[:2], lam)
+    grad = grad + jnp.where(event, grad_reset + g_event[2 + 2:], 0.0)
+    lam_jump = jnp.where(kind == SPIKE, g_spike[:2], lam_jump)
+    grad = grad + jnp.where(kind == SPIKE, g_spike[2:], 0.0) + jnp.where(kind == END, tau, 0.0) * LIF_adj_period(p)
+    # the stretch of flow before the jump: ∫ λᵀ ∂f/∂p in closed form, then λ ← P(δ)ᵀ λ
+    delta, held = op["delta"], op["held"]
+    D = jnp.where(held, LIF_propagator_gradients_refractory(p, delta), LIF_propagator_gradients(p, delta))
+    x0 = jnp.concatenate([op["x0"], jnp.ones(1, REAL)])
+    grad = grad + jnp.einsum("i,pij,j->p", lam_jump, D, x0)
+    P = jnp.where(held, LIF_propagator_refractory(p, delta), LIF_propagator(p, delta))[:, :2]
+    return P.T @ lam_jump, grad, dt_local, gw, gt
 
-    def running(s):
-        return s[0] >= 0
+
+def LIF_reverse(p, d, lam, ops, count, ev_w, sp_xm, dt_local, base, grad_shape):
+    """λ at the start of the step from λ at its end, back through a population's jumps (rows of
+    ``ops``, the last first; each neuron from its own last). ``dt_local``: dL/dt_k of each neuron's
+    taped spikes base - 1 ... base + S - 1 (``base``: the index of the step's first one). Returns λ,
+    dL/dp (per neuron), dt_local (refractory ends add to their spike's dL/dt_k) and per jump the
+    event's dL/dw and dL/dt_a (J, N)."""
+    J, N = ops["kind"].shape
+    back = jax.vmap(functools.partial(LIF_back, p, d))
 
     def action(s):
-        i, lam, grad, dt_row, gw, gt = s
-        kind, xj, k = ops["kind"][i], ops["xj"][i], ops["k"][i]
-        ks = jnp.clip(k, 0, S - 1)
-        spike_at = jnp.clip(base + k, 0, C - 1)
-        dL_dt = dt_row[spike_at]
-        # the end of a clamp: dL/dτ goes to the spike that began it
-        tau = LIF_adj_end(p, xj, lam)
-        end_of = base + k - 1
-        dt_row = dt_row.at[jnp.where((kind == END) & (end_of >= 0), end_of, C)].add(tau, mode="drop")
-        # a threshold crossing: the saltation
-        g_spike = jnp.where(d["tref"] > 0, LIF_adj_spike(p, sp_xm[ks], lam, dL_dt),
-                            LIF_adj_spike_free(p, sp_xm[ks], lam, dL_dt))
-        # a reset an event triggered: its time is the event's, so dL/dt_k moves with the event
-        g_reset = jnp.where(d["tref"] > 0, LIF_adj_reset(p, sp_xm[ks], lam), LIF_adj_reset_free(p, sp_xm[ks], lam))
-        trig = ops["trig"][i]
-        lam_event = jnp.where(trig, g_reset[:2], lam)
-        pending = jnp.where(trig, g_reset[2] + dL_dt, 0.0)
-        grad_reset = jnp.where(trig, g_reset[2 + 1:], 0.0)
-        w = ev_w[ops["e"][i]]
-        g_event = jnp.where(ops["held_event"][i], LIF_adj_event_refractory(p, xj, w, lam_event),
-                            LIF_adj_event(p, xj, w, lam_event))
-        event = kind == EVENT
-        gw = gw.at[i].set(jnp.where(event, g_event[2], 0.0))
-        gt = gt.at[i].set(jnp.where(event, g_event[2 + 1] + pending, 0.0))
-        lam_jump = jnp.where(event, g_event[:2], lam)
-        grad = grad + jnp.where(event, grad_reset + g_event[2 + 2:], 0.0)
-        lam_jump = jnp.where(kind == SPIKE, g_spike[:2], lam_jump)
-        grad = grad + jnp.where(kind == SPIKE, g_spike[2:], 0.0) + jnp.where(kind == END, tau, 0.0) * LIF_adj_period(p)
-        # the stretch of flow before the jump: ∫ λᵀ ∂f/∂p in closed form, then λ ← P(δ)ᵀ λ
-        delta, held = ops["delta"][i], ops["held"][i]
-        D = jnp.where(held, LIF_propagator_gradients_refractory(p, delta), LIF_propagator_gradients(p, delta))
-        x0 = jnp.concatenate([ops["x0"][i], jnp.ones(1, REAL)])
-        grad = grad + jnp.einsum("i,pij,j->p", lam_jump, D, x0)
-        P = jnp.where(held, LIF_propagator_refractory(p, delta), LIF_propagator(p, delta))[:, :2]
-        lam = P.T @ lam_jump
-        return i - 1, lam, grad, dt_row, gw, gt
+        i, lam, grad, dt_local, gw, gt = s
+        op = {f: v[i] for f, v in ops.items()}
+        new_lam, new_grad, new_dt, gw_i, gt_i = back(lam, grad, op, ev_w, sp_xm, dt_local, base)
+        active = i < count
+        return (i - 1, jnp.where(active[:, None], new_lam, lam), jnp.where(active[:, None], new_grad, grad),
+                jnp.where(active[:, None], new_dt, dt_local), gw.at[i].set(jnp.where(active, gw_i, 0.0)),
+                gt.at[i].set(jnp.where(active, gt_i, 0.0)))
 
-    s = (count - 1, lam, jnp.zeros(grad_shape, REAL), dt_row, jnp.zeros(J, REAL), jnp.zeros(J, REAL))
-    _, lam, grad, dt_row, gw, gt = lax.while_loop(running, action, s)
-    return lam, grad, dt_row, gw, gt
+    s = (jnp.max(count) - 1, lam, jnp.zeros((N,) + grad_shape, REAL), dt_local, jnp.zeros((J, N), REAL),
+         jnp.zeros((J, N), REAL))
+    _, lam, grad, dt_local, gw, gt = lax.while_loop(lambda s: s[0] >= 0, action, s)
+    return lam, grad, dt_local, gw, gt
+
+
+def LI_jump(p, d, lane, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count, t1):
+    """One neuron's next jump in its replay of a step (see LI_replay): the lane (t, x, until,
+    events applied, spikes passed) after it, whether it was the end of the step, and its record."""
+    t, x, until, e, k = lane
+    E, S = ev_time.shape[0], sp_time.shape[0]
+    ke = jnp.minimum(e, E - 1)
+    te = jnp.where(e < ev_count, jnp.maximum(ev_time[ke], t), jnp.inf)
+    ks = jnp.zeros((), INT)
+    ts = tu = jnp.asarray(jnp.inf, REAL)
+    t_next = jnp.minimum(jnp.minimum(tu, ts), jnp.minimum(te, t1))
+    kind = jnp.where(tu == t_next, END, jnp.where(ts == t_next, SPIKE, jnp.where(te == t_next, EVENT, FLOW))).astype(INT)
+    held = until > t
+    delta = t_next - t
+    y = jnp.where(held, _affine(LI_propagator_refractory(p, delta), x), _affine(LI_propagator(p, delta), x))
+    held_event = until > t_next
+    w = ev_w[ke]
+    x_event = jnp.where(held_event, LI_event_refractory(p, y, w), LI_event(p, y, w))
+    trig = reset = jnp.zeros((), bool)
+    x_new = jnp.where(kind == EVENT, x_event, y)
+    until_new = until
+    record = {"kind": kind, "delta": delta, "held": held, "x0": x, "xj": y, "e": ke, "k": k, "trig": trig,
+              "held_event": held_event}
+    return (t_next, x_new, until_new, e + (kind == EVENT), k + reset), kind == FLOW, record
 
 
 def LI_replay(p, d, x, until, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count, t0, t1):
-    """One neuron through [t0, t1) again, from its start state, with the step's events and its
-    recorded spikes (crossings at their recorded times, from their recorded pre-spike states):
-    jump to jump, in the forward's order at equal times (refractory end, crossing, event).
-    Returns the end state, the end of the clamp, the jumps (each closes a stretch of flow: its
-    kind, the stretch's length, clamp, start state; the state at the jump; event and spike
-    indices) and their number."""
-    E, S = ev_time.shape[0], sp_time.shape[0]
+    """A population through [t0, t1) again, each neuron from its start state with the step's events
+    and its recorded spikes (crossings at their recorded times, from their recorded pre-spike
+    states): jump to jump, in the forward's order at equal times (refractory end, crossing, event).
+    The neurons move in lock step, jump i of every neuron recorded in row i (an update of one row:
+    per-neuron places would be a scatter, which XLA:CPU does not compile into the loop's function).
+    Returns the end states, the ends of the clamps, the jumps (J, N) (each closes a stretch of flow:
+    its kind, the stretch's length, clamp, start state; the state at the jump; event and spike
+    indices), each neuron's number of jumps and whether it reached the end of the step."""
+    N, E = ev_time.shape
+    S = sp_time.shape[1]
     J = E + 2 * S + 2  # every event, every spike and every end of a clamp, and the end of the step
-    ops = {"kind": jnp.zeros(J, INT), "delta": jnp.zeros(J, REAL), "held": jnp.zeros(J, bool),
-           "x0": jnp.zeros((J, 2), REAL), "xj": jnp.zeros((J, 2), REAL), "e": jnp.zeros(J, INT),
-           "k": jnp.zeros(J, INT), "trig": jnp.zeros(J, bool), "held_event": jnp.zeros(J, bool)}
+    jump = jax.vmap(functools.partial(LI_jump, p, d, t1=t1))
+    zero = jnp.zeros(N, INT)
+    lane = (jnp.full(N, t0, REAL), x, until, zero, zero)
+    ops = {"kind": jnp.zeros((J, N), INT), "delta": jnp.zeros((J, N), REAL), "held": jnp.zeros((J, N), bool),
+           "x0": jnp.zeros((J, N, 2), REAL), "xj": jnp.zeros((J, N, 2), REAL), "e": jnp.zeros((J, N), INT),
+           "k": jnp.zeros((J, N), INT), "trig": jnp.zeros((J, N), bool), "held_event": jnp.zeros((J, N), bool)}
 
     def running(s):
-        return ~s[6] & (s[0] < J)
+        return (s[0] < J) & ~jnp.all(s[2])
 
     def action(s):
-        i, t, x, until, e, k, done, ops = s
-        ke = jnp.minimum(e, E - 1)
-        te = jnp.where(e < ev_count, jnp.maximum(ev_time[ke], t), jnp.inf)
-        ks = jnp.zeros((), INT)
-        ts = tu = jnp.asarray(jnp.inf, REAL)
-        t_next = jnp.minimum(jnp.minimum(tu, ts), jnp.minimum(te, t1))
-        kind = jnp.where(tu == t_next, END, jnp.where(ts == t_next, SPIKE, jnp.where(te == t_next, EVENT, FLOW))).astype(INT)
-        held = until > t
-        delta = t_next - t
-        y = jnp.where(held, _affine(LI_propagator_refractory(p, delta), x), _affine(LI_propagator(p, delta), x))
-        held_event = until > t_next
-        w = ev_w[ke]
-        x_event = jnp.where(held_event, LI_event_refractory(p, y, w), LI_event(p, y, w))
-        trig = reset = jnp.zeros((), bool)
-        x_new = jnp.where(kind == EVENT, x_event, y)
-        until_new = until
-        ops = {"kind": ops["kind"].at[i].set(kind), "delta": ops["delta"].at[i].set(delta),
-               "held": ops["held"].at[i].set(held), "x0": ops["x0"].at[i].set(x), "xj": ops["xj"].at[i].set(y),
-               "e": ops["e"].at[i].set(ke), "k": ops["k"].at[i].set(k), "trig": ops["trig"].at[i].set(trig),
-               "held_event": ops["held_event"].at[i].set(held_event)}
-        return i + 1, t_next, x_new, until_new, e + (kind == EVENT), k + reset, kind == FLOW, ops
+        i, lane, done, count, ops = s
+        new, flow, record = jump(lane, ev_time, ev_w, ev_count, sp_time, sp_xm, sp_trig, sp_count)
+        go = ~done
+        lane = tuple(jnp.where(go.reshape((N,) + (1,) * (a.ndim - 1)), a, b) for a, b in zip(new, lane))
+        ops = {f: ops[f].at[i].set(jnp.where(go.reshape((N,) + (1,) * (r.ndim - 1)), r, ops[f][i])) for f, r in record.items()}
+        return i + 1, lane, done | flow, count + go, ops
 
-    zero = jnp.zeros((), INT)
-    s = lax.while_loop(running, action, (zero, t0 + jnp.zeros((), REAL), x, until, zero, zero, jnp.zeros((), bool), ops))
-    return s[2], s[3], s[7], s[0], s[6]
+    _, lane, done, count, ops = lax.while_loop(running, action, (jnp.zeros((), INT), lane, jnp.zeros(N, bool), zero, ops))
+    return lane[1], lane[2], ops, count, done
 
 
-def LI_reverse(p, d, lam, ops, count, ev_w, sp_xm, dt_row, base, grad_shape):
-    """λ at the start of the step from λ at its end, back through one neuron's jumps. ``dt_row``:
-    dL/dt_k of this neuron's taped spikes (``base``: the index of the step's first one). Returns
-    λ, dL/dp, dt_row (refractory ends add to their spike's dL/dt_k) and per jump the event's
-    dL/dw and dL/dt_a."""
-    J = ops["kind"].shape[0]
+def LI_back(p, d, lam, grad, op, ev_w, sp_xm, dt_local, base):
+    """One neuron back through one of its jumps (``op``, see LI_jump) and the flow before it:
+    λ before, dL/dp with this jump's terms added, dt_local (dL/dt_k of the spikes base - 1 ...
+    base + S - 1: a refractory end adds to its spike's), and the event's dL/dw and dL/dt_a."""
     S = sp_xm.shape[0]
-    C = dt_row.shape[0]
+    kind, xj, k = op["kind"], op["xj"], op["k"]
+    ks = jnp.clip(k, 0, S - 1)
+    dL_dt = dt_local[ks + 1]
+    lam_event, pending, grad_reset = lam, 0.0, jnp.zeros_like(grad)
+    w = ev_w[op["e"]]
+    g_event = jnp.where(op["held_event"], LI_adj_event_refractory(p, xj, w, lam_event),
+                        LI_adj_event(p, xj, w, lam_event))
+    event = kind == EVENT
+    gw = jnp.where(event, g_event[2], 0.0)
+    gt = jnp.where(event, g_event[2 + 1] + pending, 0.0)
+    lam_jump = jnp.where(event, g_event[:2], lam)
+    grad = grad + jnp.where(event, grad_reset + g_event[2 + 2:], 0.0)
+    # the stretch of flow before the jump: ∫ λᵀ ∂f/∂p in closed form, then λ ← P(δ)ᵀ λ
+    delta, held = op["delta"], op["held"]
+    D = jnp.where(held, LI_propagator_gradients_refractory(p, delta), LI_propagator_gradients(p, delta))
+    x0 = jnp.concatenate([op["x0"], jnp.ones(1, REAL)])
+    grad = grad + jnp.einsum("i,pij,j->p", lam_jump, D, x0)
+    P = jnp.where(held, LI_propagator_refractory(p, delta), LI_propagator(p, delta))[:, :2]
+    return P.T @ lam_jump, grad, dt_local, gw, gt
 
-    def running(s):
-        return s[0] >= 0
+
+def LI_reverse(p, d, lam, ops, count, ev_w, sp_xm, dt_local, base, grad_shape):
+    """λ at the start of the step from λ at its end, back through a population's jumps (rows of
+    ``ops``, the last first; each neuron from its own last). ``dt_local``: dL/dt_k of each neuron's
+    taped spikes base - 1 ... base + S - 1 (``base``: the index of the step's first one). Returns λ,
+    dL/dp (per neuron), dt_local (refractory ends add to their spike's dL/dt_k) and per jump the
+    event's dL/dw and dL/dt_a (J, N)."""
+    J, N = ops["kind"].shape
+    back = jax.vmap(functools.partial(LI_back, p, d))
 
     def action(s):
-        i, lam, grad, dt_row, gw, gt = s
-        kind, xj, k = ops["kind"][i], ops["xj"][i], ops["k"][i]
-        ks = jnp.clip(k, 0, S - 1)
-        spike_at = jnp.clip(base + k, 0, C - 1)
-        dL_dt = dt_row[spike_at]
-        lam_event, pending, grad_reset = lam, 0.0, jnp.zeros(grad_shape, REAL)
-        w = ev_w[ops["e"][i]]
-        g_event = jnp.where(ops["held_event"][i], LI_adj_event_refractory(p, xj, w, lam_event),
-                            LI_adj_event(p, xj, w, lam_event))
-        event = kind == EVENT
-        gw = gw.at[i].set(jnp.where(event, g_event[2], 0.0))
-        gt = gt.at[i].set(jnp.where(event, g_event[2 + 1] + pending, 0.0))
-        lam_jump = jnp.where(event, g_event[:2], lam)
-        grad = grad + jnp.where(event, grad_reset + g_event[2 + 2:], 0.0)
-        # the stretch of flow before the jump: ∫ λᵀ ∂f/∂p in closed form, then λ ← P(δ)ᵀ λ
-        delta, held = ops["delta"][i], ops["held"][i]
-        D = jnp.where(held, LI_propagator_gradients_refractory(p, delta), LI_propagator_gradients(p, delta))
-        x0 = jnp.concatenate([ops["x0"][i], jnp.ones(1, REAL)])
-        grad = grad + jnp.einsum("i,pij,j->p", lam_jump, D, x0)
-        P = jnp.where(held, LI_propagator_refractory(p, delta), LI_propagator(p, delta))[:, :2]
-        lam = P.T @ lam_jump
-        return i - 1, lam, grad, dt_row, gw, gt
+        i, lam, grad, dt_local, gw, gt = s
+        op = {f: v[i] for f, v in ops.items()}
+        new_lam, new_grad, new_dt, gw_i, gt_i = back(lam, grad, op, ev_w, sp_xm, dt_local, base)
+        active = i < count
+        return (i - 1, jnp.where(active[:, None], new_lam, lam), jnp.where(active[:, None], new_grad, grad),
+                jnp.where(active[:, None], new_dt, dt_local), gw.at[i].set(jnp.where(active, gw_i, 0.0)),
+                gt.at[i].set(jnp.where(active, gt_i, 0.0)))
 
-    s = (count - 1, lam, jnp.zeros(grad_shape, REAL), dt_row, jnp.zeros(J, REAL), jnp.zeros(J, REAL))
-    _, lam, grad, dt_row, gw, gt = lax.while_loop(running, action, s)
-    return lam, grad, dt_row, gw, gt
+    s = (jnp.max(count) - 1, lam, jnp.zeros((N,) + grad_shape, REAL), dt_local, jnp.zeros((J, N), REAL),
+         jnp.zeros((J, N), REAL))
+    _, lam, grad, dt_local, gw, gt = lax.while_loop(lambda s: s[0] >= 0, action, s)
+    return lam, grad, dt_local, gw, gt
 
 
 # ------------------------------------------------------------------ populations
@@ -1944,9 +1991,8 @@ def pop1_hid_replay_step(params, n, x, until, ev, tape, cursor, config):
     idx, ok, count = _tape_from(tape, cursor, n, config.spike_capacity[1])
     rows = jnp.arange(120)[:, None]
     sp_time, sp_xm, sp_trig = tape["time"][rows, idx], tape["xm"][rows, idx], jnp.where(ok, tape["trig"][rows, idx], -1)
-    replay = jax.vmap(LIF_replay, in_axes=(None, None, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
-    x, until, ops, nops, done = replay(p, d, x, until, ev["time"], ev["w"], ev["count"], sp_time, sp_xm, sp_trig, count,
-                                       t0, t1)
+    x, until, ops, nops, done = LIF_replay(p, d, x, until, ev["time"], ev["w"], ev["count"], sp_time, sp_xm, sp_trig,
+                                              count, t0, t1)
     return x, until, cursor + count, (ops, nops, done, sp_xm)
 
 
@@ -1957,21 +2003,27 @@ def pop1_hid_adjoint_step(state, params, n, cursor, ev, replayed):
     p = pop1_hid_parameters(params, n)
     d = LIF_derived(p)
     grad_shape = (5,)
+    S = sp_xm.shape[1]
+    # dL/dt_k of the spikes the step's jumps touch: its own and the one before it (whose clamp may end
+    # in it), read into a few columns per neuron so that the loop does not carry the whole tape
     dt_rows = state["dt"]['pop1_hid']
-    reverse = jax.vmap(functools.partial(LIF_reverse, grad_shape=grad_shape),
-                       in_axes=(None, None, 0, 0, 0, 0, 0, 0, 0))
-    lam, grad, dt_rows, gw, gt = reverse(p, d, state["lam"]['pop1_hid'], ops, nops, ev["w"], sp_xm, dt_rows, cursor)
+    C = dt_rows.shape[1]
+    columns = cursor[:, None] - 1 + jnp.arange(S + 1, dtype=INT)[None, :]
+    dt_local = jnp.where((columns >= 0) & (columns < C),
+                         jnp.take_along_axis(dt_rows, jnp.clip(columns, 0, C - 1), axis=1), 0.0)
+    lam, grad, dt_local, gw, gt = LIF_reverse(p, d, state["lam"]['pop1_hid'], ops, nops, ev["w"], sp_xm, dt_local,
+                                                cursor, grad_shape)
     grad = jnp.where(pop1_hid_driven(n), 0.0, jnp.sum(grad, axis=0))
     state = dict(state, lam=dict(state["lam"], **{'pop1_hid': lam}),
                  bad=state["bad"] | ~jnp.all(done))
     state["grads"] = dict(state["grads"], parameters=dict(state["grads"]["parameters"],
                           **{'hid': state["grads"]["parameters"]['hid'] + grad}))
-    state["dt"] = dict(state["dt"], **{'pop1_hid': dt_rows})
-    event = ops["kind"] == EVENT
-    proj = jnp.take_along_axis(ev["proj"], ops["e"], axis=1)
-    syn = jnp.take_along_axis(ev["syn"], ops["e"], axis=1)
-    src = jnp.take_along_axis(ev["src"], ops["e"], axis=1)
-    return _scatter_events(state, event, proj, syn, src, gw, gt)
+    # only the spike before the step can be touched again (its own spikes' dL/dt_k are spent)
+    before = jnp.where(cursor >= 1, cursor - 1, C)
+    state["dt"] = dict(state["dt"], **{'pop1_hid': dt_rows.at[jnp.arange(120), before].set(dt_local[:, 0], mode="drop")})
+    e = ops["e"].T
+    return _scatter_events(state, (ops["kind"] == EVENT).T, jnp.take_along_axis(ev["proj"], e, axis=1),
+                           jnp.take_along_axis(ev["syn"], e, axis=1), jnp.take_along_axis(ev["src"], e, axis=1), gw.T, gt.T)
 
 
 def pop2_out_driven(n):
@@ -1987,9 +2039,8 @@ def pop2_out_replay_step(params, n, x, until, ev, tape, cursor, config):
     t0, t1 = n.astype(REAL) * DT, (n + 1).astype(REAL) * DT
     count = jnp.zeros(3, INT)
     sp_time, sp_xm, sp_trig = jnp.full((3, 1), jnp.inf, REAL), jnp.zeros((3, 1, 2), REAL), jnp.full((3, 1), -1, INT)
-    replay = jax.vmap(LI_replay, in_axes=(None, None, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None))
-    x, until, ops, nops, done = replay(p, d, x, until, ev["time"], ev["w"], ev["count"], sp_time, sp_xm, sp_trig, count,
-                                       t0, t1)
+    x, until, ops, nops, done = LI_replay(p, d, x, until, ev["time"], ev["w"], ev["count"], sp_time, sp_xm, sp_trig,
+                                              count, t0, t1)
     return x, until, cursor + count, (ops, nops, done, sp_xm)
 
 
@@ -2000,38 +2051,75 @@ def pop2_out_adjoint_step(state, params, n, cursor, ev, replayed):
     p = pop2_out_parameters(params, n)
     d = LI_derived(p)
     grad_shape = (2,)
-    dt_rows = jnp.zeros((3, 1), REAL)
-    reverse = jax.vmap(functools.partial(LI_reverse, grad_shape=grad_shape),
-                       in_axes=(None, None, 0, 0, 0, 0, 0, 0, 0))
-    lam, grad, dt_rows, gw, gt = reverse(p, d, state["lam"]['pop2_out'], ops, nops, ev["w"], sp_xm, dt_rows, cursor)
+    S = sp_xm.shape[1]
+    dt_local = jnp.zeros((3, S + 1), REAL)
+    lam, grad, dt_local, gw, gt = LI_reverse(p, d, state["lam"]['pop2_out'], ops, nops, ev["w"], sp_xm, dt_local,
+                                                cursor, grad_shape)
     grad = jnp.where(pop2_out_driven(n), 0.0, jnp.sum(grad, axis=0))
     state = dict(state, lam=dict(state["lam"], **{'pop2_out': lam}),
                  bad=state["bad"] | ~jnp.all(done))
     state["grads"] = dict(state["grads"], parameters=dict(state["grads"]["parameters"],
                           **{'out': state["grads"]["parameters"]['out'] + grad}))
-    event = ops["kind"] == EVENT
-    proj = jnp.take_along_axis(ev["proj"], ops["e"], axis=1)
-    syn = jnp.take_along_axis(ev["syn"], ops["e"], axis=1)
-    src = jnp.take_along_axis(ev["src"], ops["e"], axis=1)
-    return _scatter_events(state, event, proj, syn, src, gw, gt)
+    e = ops["e"].T
+    return _scatter_events(state, (ops["kind"] == EVENT).T, jnp.take_along_axis(ev["proj"], e, axis=1),
+                           jnp.take_along_axis(ev["syn"], e, axis=1), jnp.take_along_axis(ev["src"], e, axis=1), gw.T, gt.T)
+
+
+SCATTERED = 128  # events of a step up to which _scatter_events adds those alone (a lax.cond)
+
+
+def _prefix(a, axis):
+    """Inclusive running sums along an axis."""
+    return lax.associative_scan(jnp.add, a, axis=axis) if a.shape[axis] > 1 else a
+
+
+def _flagged(mask, width):
+    """The (row, column) of the first ``width`` set entries of ``mask`` (R, W) in row-major order,
+    whether each is one, and how many are set: running sums and binary searches, gathers only."""
+    R, W = mask.shape
+    within = _prefix(mask.astype(INT), 1)
+    ends = _prefix(within[:, -1], 0)
+    place = jnp.arange(width, dtype=INT)
+    row = jnp.minimum(jnp.searchsorted(ends, place, side="right"), R - 1).astype(INT)
+    nth = place - (ends[row] - within[row, -1])  # the entry's rank within its row
+    lo, hi = jnp.zeros(width, INT), jnp.full(width, W, INT)
+    for _ in range(W.bit_length()):  # the first column whose running sum exceeds the rank
+        mid = (lo + hi) // 2
+        right = within[row, jnp.minimum(mid, W - 1)] <= nth
+        lo, hi = jnp.where((lo < hi) & right, mid + 1, lo), jnp.where((lo < hi) & ~right, mid, hi)
+    return row, jnp.minimum(lo, W - 1), place < ends[-1], ends[-1]
 
 
 def _scatter_events(state, event, proj, syn, src, gw, gt):
-    """Add each event's dL/dw and dL/dt_a to its synapse and dL/dt_a to the spike that emitted it."""
-    grads = dict(state["grads"])
-    weight, delay, dt = dict(grads["weight"]), dict(grads["delay"]), dict(state["dt"])
-    mine = event & (proj == 0)
-    at = jnp.where(mine, syn, BIG)
-    weight['inp->hid'] = weight['inp->hid'].at[at].add(gw, mode="drop")
-    delay['inp->hid'] = delay['inp->hid'].at[at].add(gt, mode="drop")
-    mine = event & (proj == 1)
-    at = jnp.where(mine, syn, BIG)
-    weight['hid->out'] = weight['hid->out'].at[at].add(gw, mode="drop")
-    delay['hid->out'] = delay['hid->out'].at[at].add(gt, mode="drop")
-    flat = dt['pop1_hid'].reshape(-1)
-    dt['pop1_hid'] = flat.at[jnp.where(mine & (src >= 0), src, BIG)].add(gt, mode="drop").reshape(
-        dt['pop1_hid'].shape)
-    return dict(state, grads=dict(grads, weight=weight, delay=delay), dt=dt)
+    """Add each event's dL/dw and dL/dt_a to its synapse and dL/dt_a to the spike that emitted it.
+    ``event`` flags the entries (N, J) that are events: a step has few, and the sums take only those
+    (a scatter adds its updates one by one on XLA:CPU) unless there are more than SCATTERED."""
+
+    def add(event, proj, syn, src, gw, gt):
+        grads = dict(state["grads"])
+        weight, delay, dt = dict(grads["weight"]), dict(grads["delay"]), dict(state["dt"])
+        mine = event & (proj == 0)
+        at = jnp.where(mine, syn, BIG)
+        weight['inp->hid'] = weight['inp->hid'].at[at].add(gw, mode="drop")
+        delay['inp->hid'] = delay['inp->hid'].at[at].add(gt, mode="drop")
+        mine = event & (proj == 1)
+        at = jnp.where(mine, syn, BIG)
+        weight['hid->out'] = weight['hid->out'].at[at].add(gw, mode="drop")
+        delay['hid->out'] = delay['hid->out'].at[at].add(gt, mode="drop")
+        flat = dt['pop1_hid'].reshape(-1)
+        dt['pop1_hid'] = flat.at[jnp.where(mine & (src >= 0), src, BIG)].add(gt, mode="drop").reshape(
+            dt['pop1_hid'].shape)
+        return dict(state, grads=dict(grads, weight=weight, delay=delay), dt=dt)
+
+    fields = (proj, syn, src, gw, gt)
+    if event.size <= SCATTERED:
+        return add(event, *fields)
+
+    def few():
+        row, column, ok, _ = _flagged(event, SCATTERED)
+        return add(ok, *(a[row, column] for a in fields))
+
+    return lax.cond(jnp.sum(event, dtype=INT) <= SCATTERED, few, lambda: add(event, *fields))
 
 
 # ------------------------------------------------------------------ projections: reverse push and pop
