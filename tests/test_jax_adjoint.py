@@ -52,6 +52,9 @@ network Mixed {
     connect del -> hid all_to_all {
         weight ~ uniform(-0.2, 0.6) trainable; delay ~ uniform(2 ms, 6 ms) trainable; queue = sorted(capacity = 2)
     }
+    connect hid -> del all_to_all {
+        weight ~ uniform(-0.1, 0.3) trainable; delay ~ uniform(2 ms, 6 ms) trainable; queue = fifo(capacity = 1)
+    }
     record hid.spikes, hid.v, del.spikes
 }
 """
@@ -107,7 +110,7 @@ def test_gradients_match_the_reference_adjoint_for_every_queue_kind(mixed):
     assert result.spikes["hid"].counts.sum() >= 20 and result.spikes["del"].counts.sum() >= 20
     ours = _jax_flat(sim, grads)
     reference = expected.flat()
-    assert {"hid.tau_m", "hid.t_ref", "hid.v.initial", "del->hid.delay"} <= set(reference)
+    assert {"hid.tau_m", "hid.t_ref", "hid.v.initial", "del->hid.delay", "hid->del.delay"} <= set(reference)
     checked = 0
     for key, want in reference.items():
         got = ours[key]

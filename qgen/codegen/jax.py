@@ -202,6 +202,12 @@ class JaxProjection:
         return self.spec.queue.capacity
 
     @property
+    def reads_tape(self) -> bool:
+        """A fifo from a spiking population: the backward pass finds each synapse's events in the
+        source's spike tape through a cursor per synapse, instead of running a reverse queue."""
+        return self.queue == "fifo" and self.pre.kind is not None and self.pre.kind.spiking
+
+    @property
     def levels(self) -> int:
         """Levels of a binary heap of this capacity (sift loops run this many times)."""
         return max(1, int(np.ceil(np.log2(self.capacity + 1))))

@@ -1512,13 +1512,15 @@ simulate.defvjp(_simulate_forward, _simulate_backward)
 #      and give, step by step in reverse, the events delivered in each step: arrival time,
 #      synapse, weight and the emitting spike (its index in its population's tape);
 #   B. the segment is replayed forward from its checkpoint with those events and the recorded
-#      spikes (no threshold search: the tape says where the spikes are), recording each step's
-#      jumps (flows, events, spikes, refractory ends) and the states at them; linear dynamics are
-#      never integrated backwards in time;
-#   C. the adjoint runs back through the recorded jumps, step by step: flows with P(δ)ᵀ and the
-#      closed-form parameter integrals, events (dL/dw, dL/dt_a = dL/d(delay), added to the
-#      emitting spike's dL/dt_k), spikes (the saltation), refractory ends (dL/dτ).
-# Memory: the tape (spikes) and N·T/checkpoint_every states, plus one segment's events and jumps.
+#      spikes (no threshold search: the tape says where the spikes are), keeping the state at the
+#      start of each step; linear dynamics are never integrated backwards in time;
+#   C. the adjoint runs back step by step: each step is replayed again from its start state,
+#      recording its jumps (flows, events, spikes, refractory ends) and the states at them, then
+#      run back through: flows with P(δ)ᵀ and the closed-form parameter integrals, events (dL/dw,
+#      dL/dt_a = dL/d(delay), added to the emitting spike's dL/dt_k), spikes (the saltation),
+#      refractory ends (dL/dτ). (Keeping every step's jumps for a segment cost more memory traffic
+#      than replaying a step twice.)
+# Memory: the tape (spikes) and N·T/checkpoint_every states, plus one segment's events and states.
 # Anything that does not fit a fixed capacity (tape, drop log, reverse queues, the forward's
 # per-step buffers) makes every gradient NaN instead of silently wrong.
 
@@ -1622,40 +1624,45 @@ def _rmerge(parts, capacity, size):
 # ("over") and makes the gradients NaN; raise reverse_capacity then.
 
 
-def _rfifo_init(synapses, capacity):
-    """fifo: per synapse, ``capacity`` events in push order (latest arrival first)."""
-    return {"time": jnp.zeros((synapses, capacity), REAL), "src": jnp.full((synapses, capacity), -1, INT),
-            "at": jnp.full((synapses, capacity), -1, INT), "head": jnp.zeros(synapses, INT),
-            "size": jnp.zeros(synapses, INT), "over": jnp.zeros((), INT)}
+def _rtape_at(tape, pre, delay, k):
+    """The step that delivered the event of spike k (an index in its neuron's tape) of each synapse's
+    source."""
+    k = jnp.clip(k, 0, tape["time"].shape[1] - 1)
+    return _delivery(tape["time"][pre, k] + delay, tape["step"][pre, k])
 
 
-def _rfifo_push(q, time, src, at, valid):
-    """(synapses, S) events of each synapse, pushed from the last column to the first."""
-    synapses, K = q["time"].shape
-    lines = jnp.arange(synapses)
-    out, size, over = dict(q), q["size"], q["over"]
-    for k in reversed(range(time.shape[1])):
-        accept = valid[:, k] & (size < K)
-        slot = jnp.where(accept, (q["head"] + size) % K, K)
-        for f, v in (("time", time), ("src", src), ("at", at)):
-            out[f] = out[f].at[lines, slot].set(v[:, k], mode="drop")
-        size = size + accept
-        over = over + jnp.sum(valid[:, k] & ~accept, dtype=INT)
-    return dict(out, size=size, over=over)
+def _rtape_init(pre, tape, delay, T):
+    """A fifo from a spiking population needs no reverse queue: a synapse delivered its source's
+    spikes in their order, so a cursor per synapse walks back through the source's tape: the last
+    spike whose event was delivered before the end (-1: none), and that event's delivery step."""
+    lo, hi = jnp.zeros(pre.shape, INT), tape["count"][pre]
+    for _ in range(tape["time"].shape[1].bit_length()):
+        mid = (lo + hi) // 2
+        early = _rtape_at(tape, pre, delay, mid) < T
+        lo, hi = jnp.where((lo < hi) & early, mid + 1, lo), jnp.where((lo < hi) & ~early, mid, hi)
+    cursor = lo - 1
+    return {"cursor": cursor, "at": jnp.where(cursor >= 0, _rtape_at(tape, pre, delay, cursor), -1),
+            "over": jnp.zeros((), INT)}  # nothing to overflow
 
 
-def _rfifo_pop(q, n, in_syn, in_valid, width):
-    """The events of step n: each synapse's entries from the head while they are due (the latest
-    first), found where they lie and gathered per target by ``_due_slots``."""
-    synapses, K = q["time"].shape
-    age = (jnp.arange(K, dtype=INT)[None, :] - q["head"][:, None]) % K  # 0: the next to pop
-    stored = age < q["size"][:, None]
-    taken = jnp.min(jnp.where(stored & (q["at"] < n), age, K), axis=1)  # the due run from the head
-    taken = jnp.minimum(taken, q["size"])
+def _rtape_pop(q, n, tape, pre, delay, log, in_syn, in_valid, width):
+    """The events of step n: each synapse's spikes from its cursor down while their events were
+    delivered in step n, gathered per target by ``_due_slots``; those the forward dropped are left out."""
+    def take(s):
+        cursor, at, taken = s
+        due = at == n
+        cursor = cursor - due
+        return cursor, jnp.where(due, jnp.where(cursor >= 0, _rtape_at(tape, pre, delay, cursor), -1), at), taken + due
+
+    cursor, at, taken = lax.while_loop(lambda s: jnp.any(s[1] == n), take,
+                                       (q["cursor"], q["at"], jnp.zeros_like(q["cursor"])))
     syn, offset, valid, lost = _due_slots(taken, in_syn, in_valid, width)
-    slot = (q["head"][syn] + offset) % K
-    rows = {"time": q["time"][syn, slot], "syn": syn, "src": q["src"][syn, slot], "valid": valid}
-    return dict(q, head=(q["head"] + taken) % K, size=q["size"] - taken), rows, lost
+    C = tape["time"].shape[1]
+    k = jnp.clip(q["cursor"][syn] - offset, 0, C - 1)
+    source = pre[syn]
+    time = tape["time"][source, k] + delay[syn]
+    rows = {"time": time, "syn": syn, "src": source * C + k, "valid": valid & ~_was_dropped(log, syn, time)}
+    return dict(q, cursor=cursor, at=at), rows, lost
 
 
 def _rheap_init(size, capacity):
@@ -2151,7 +2158,7 @@ def prj0_inp__hid_rpush_spikes(q, spikes, m, n, delay, log, network, config):
     return _rheap_push(q, ev), jnp.any(keep & (at > n))
 
 
-def prj0_inp__hid_rpop(q, n, weight, network, config):
+def prj0_inp__hid_rpop(q, n, weight, network, config, tape, delay, log):
     """The events of inp->hid delivered in step n, per target neuron of hid."""
     if weight.shape[0] == 0:
         none = _no_events(120, 0)
@@ -2160,38 +2167,17 @@ def prj0_inp__hid_rpop(q, n, weight, network, config):
     return q, dict(rows, w=weight[jnp.minimum(rows["syn"], weight.shape[0] - 1)], proj=0), lost
 
 
-def prj1_hid__out_rinit(network, config):
-    return _rfifo_init(network["pre"].shape[0], config.reverse_capacity[1])
+def prj1_hid__out_rinit(network, config, tape, delay):
+    return _rtape_init(network["pre"], tape, delay, config.steps)
 
 
-def prj1_hid__out_rpush(q, spikes, m, n, delay, log, network, config):
-    """The events of hid's spikes of step m (those the forward did not drop, delivered
-    before the end) into the reverse queue at sweep step n; also whether one comes too late. Most
-    steps of a small network have no spike: those skip it (a lax.cond)."""
-    if network["pre"].shape[0] == 0:
-        return q, jnp.zeros((), bool)
-    push = functools.partial(prj1_hid__out_rpush_spikes, spikes=spikes, m=m, n=n, delay=delay, log=log, network=network,
-                             config=config)
-    return lax.cond(jnp.any(spikes["count"] > 0) & (m >= 0), push, lambda q: (q, jnp.zeros((), bool)), q)
-
-
-def prj1_hid__out_rpush_spikes(q, spikes, m, n, delay, log, network, config):
-    pre = network["pre"]
-    S = spikes["time"].shape[1]
-    valid = jnp.arange(S, dtype=INT)[None, :] < spikes["count"][pre][:, None]
-    arrival = spikes["time"][pre] + delay[:, None]
-    at = _delivery(arrival, m)
-    syn = jnp.broadcast_to(jnp.arange(pre.shape[0], dtype=INT)[:, None], arrival.shape)
-    keep = valid & (m >= 0) & (at < config.steps) & ~_was_dropped(log, syn, arrival)
-    return _rfifo_push(q, arrival, spikes["src"][pre], at, keep), jnp.any(keep & (at > n))
-
-
-def prj1_hid__out_rpop(q, n, weight, network, config):
+def prj1_hid__out_rpop(q, n, weight, network, config, tape, delay, log):
     """The events of hid->out delivered in step n, per target neuron of out."""
     if weight.shape[0] == 0:
         none = _no_events(3, 1)
         return q, dict(none, src=jnp.full((3, 1), -1, INT)), jnp.zeros((), INT)
-    q, rows, lost = _rfifo_pop(q, n, network["in_syn"], network["in_valid"], config.event_capacity[2])
+    q, rows, lost = _rtape_pop(q, n, tape, network["pre"], delay, log, network["in_syn"], network["in_valid"],
+                               config.event_capacity[2])
     return q, dict(rows, w=weight[jnp.minimum(rows["syn"], weight.shape[0] - 1)], proj=1), lost
 
 
@@ -2219,22 +2205,20 @@ def _reverse_push(state, res, network, inputs, delays, logs, m, n, config):
         queues['prj0_inp__hid'], spikes['pop0_inp'], m, n, delays['inp->hid'], logs['prj0_inp__hid'],
         network['inp->hid'], config)
     late = late | too_late
-    queues['prj1_hid__out'], too_late = prj1_hid__out_rpush(
-        queues['prj1_hid__out'], spikes['pop1_hid'], m, n, delays['hid->out'], logs['prj1_hid__out'],
-        network['hid->out'], config)
-    late = late | too_late
     return dict(state, queues=queues, bad=late)
 
 
-def _reverse_pop(state, params, network, n, config):
+def _reverse_pop(state, params, network, n, config, res, delays, logs):
     """Sweep step n: the events delivered in step n, merged per population."""
     queues, bad = dict(state["queues"]), state["bad"]
     rows = {}
     queues['prj0_inp__hid'], rows['prj0_inp__hid'], lost = prj0_inp__hid_rpop(
-        queues['prj0_inp__hid'], n, params["weight"]['inp->hid'], network['inp->hid'], config)
+        queues['prj0_inp__hid'], n, params["weight"]['inp->hid'], network['inp->hid'], config,
+        None, delays['inp->hid'], logs['prj0_inp__hid'])
     bad = bad | (lost > 0)
     queues['prj1_hid__out'], rows['prj1_hid__out'], lost = prj1_hid__out_rpop(
-        queues['prj1_hid__out'], n, params["weight"]['hid->out'], network['hid->out'], config)
+        queues['prj1_hid__out'], n, params["weight"]['hid->out'], network['hid->out'], config,
+        res['populations']['pop1_hid']['tape'], delays['hid->out'], logs['prj1_hid__out'])
     bad = bad | (lost > 0)
     due = {}
     due['pop1_hid'], lost = _rmerge([rows['prj0_inp__hid']],
@@ -2275,7 +2259,8 @@ def _backward_trial(network, params, inputs, res, cot, config):
              }}
     queues = {
         'prj0_inp__hid': prj0_inp__hid_rinit(network['inp->hid'], config),
-        'prj1_hid__out': prj1_hid__out_rinit(network['hid->out'], config),
+        'prj1_hid__out': prj1_hid__out_rinit(network['hid->out'], config,
+                                  pops['pop1_hid']["tape"], delays['hid->out']),
     }
     state = {"lam": lam, "dt": dt, "cursor": cursor, "grads": grads, "queues": queues, "bad": bad}
 
@@ -2292,8 +2277,8 @@ def _backward_trial(network, params, inputs, res, cot, config):
         def pop_phase(state, i):  # A: the events of the segment's steps, last step first
             n = n0 + i
             def sweep(state):
-                new = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
-                return _reverse_pop(new, params, network, n, config)
+                state = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
+                return _reverse_pop(state, params, network, n, config, res, delays, logs)
 
             shapes = jax.eval_shape(sweep, state)[1]
             return lax.cond(n < T, sweep, lambda state: (state, jax.tree_util.tree_map(
@@ -2302,20 +2287,18 @@ def _backward_trial(network, params, inputs, res, cot, config):
         state, due = lax.scan(pop_phase, state, jnp.arange(K - 1, -1, -1, dtype=INT))
         due = jax.tree_util.tree_map(lambda a: a[::-1], due)
 
-        def replay_phase(st, i):  # B: each step of the segment replayed, its jumps recorded
+        def replay_phase(st, i):  # B: the state at the start of each step of the segment
             n = n0 + i
-            out, starts = {}, {}
+            out = {}
             x, until, cur = st['pop1_hid']
             ev = jax.tree_util.tree_map(lambda a: a[i], due['pop1_hid'])
-            x, until, after, replayed = pop1_hid_replay_step(params, n, x, until, ev, pops['pop1_hid'].get("tape"), cur, config)
-            starts['pop1_hid'] = (cur, replayed)
+            x, until, after, _ = pop1_hid_replay_step(params, n, x, until, ev, pops['pop1_hid'].get("tape"), cur, config)
             out['pop1_hid'] = (x, until, after)
             x, until, cur = st['pop2_out']
             ev = jax.tree_util.tree_map(lambda a: a[i], due['pop2_out'])
-            x, until, after, replayed = pop2_out_replay_step(params, n, x, until, ev, pops['pop2_out'].get("tape"), cur, config)
-            starts['pop2_out'] = (cur, replayed)
+            x, until, after, _ = pop2_out_replay_step(params, n, x, until, ev, pops['pop2_out'].get("tape"), cur, config)
             out['pop2_out'] = (x, until, after)
-            return out, starts
+            return out, st
 
         start = {}
         kept = pops['pop1_hid']["checkpoints"]
@@ -2332,11 +2315,13 @@ def _backward_trial(network, params, inputs, res, cot, config):
                 new = dict(state, lam=dict(state["lam"]))
                 new["lam"]['pop2_out'] = new["lam"]['pop2_out'].at[:, 0].add(
                     cot["traces"]['out.v'][jnp.minimum(n, T - 1)])
-                cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop1_hid'])
+                x, until, cur = jax.tree_util.tree_map(lambda a: a[i], starts['pop1_hid'])
                 ev = jax.tree_util.tree_map(lambda a: a[i], due['pop1_hid'])
+                *_, replayed = pop1_hid_replay_step(params, n, x, until, ev, pops['pop1_hid'].get("tape"), cur, config)
                 new = pop1_hid_adjoint_step(new, params, n, cur, ev, replayed)
-                cur, replayed = jax.tree_util.tree_map(lambda a: a[i], starts['pop2_out'])
+                x, until, cur = jax.tree_util.tree_map(lambda a: a[i], starts['pop2_out'])
                 ev = jax.tree_util.tree_map(lambda a: a[i], due['pop2_out'])
+                *_, replayed = pop2_out_replay_step(params, n, x, until, ev, pops['pop2_out'].get("tape"), cur, config)
                 new = pop2_out_adjoint_step(new, params, n, cur, ev, replayed)
                 return new
 
