@@ -241,11 +241,31 @@ def _put(a, column, value):
     return jnp.where(jnp.arange(a.shape[1], dtype=column.dtype)[None, :] == column[:, None], value[:, None], a)
 
 
+# XLA:CPU compiles a scan over the columns of rows into the loop's one function (a pass over the
+# rows per column); other backends prefer the log-depth tree of lax.associative_scan
+SERIAL = jax.default_backend() == "cpu"
+
+
+def _prefix(a, axis):
+    """Inclusive running sums along an axis: column by column where each column is a vector of at
+    least 8 entries on XLA:CPU (jnp.cumsum is a reduce-window there, quadratic in the axis), else
+    a tree of log depth."""
+    n = a.shape[axis]
+    if n == 1:
+        return a
+    if not (SERIAL and a.size // n >= 8):
+        return lax.associative_scan(jnp.add, a, axis=axis)
+    moved = jnp.moveaxis(a, axis, 0)
+    _, out = lax.scan(lambda acc, column: (acc + column, acc + column), jnp.zeros_like(moved[0]), moved)
+    return jnp.moveaxis(out, 0, axis)
+
+
 def _before(valid):
     """How many valid entries precede each entry of its row. Rows of a few entries take a running
-    sum over the columns, where XLA:CPU's cumsum (a reduce-window) costs several times more."""
+    sum over the columns, unrolled."""
     if valid.shape[1] > 16:
-        return jnp.cumsum(valid, axis=1, dtype=INT) - valid
+        counts = valid.astype(INT)
+        return _prefix(counts, 1) - counts
     running, columns = jnp.zeros(valid.shape[0], INT), []
     for i in range(valid.shape[1]):
         columns.append(running)
@@ -256,25 +276,26 @@ def _before(valid):
 ACTIVE_ROWS = 64  # targets with work in a step up to which a queue works on those rows alone
 
 
-def _active_rows(active, inputs, fn, into):
+def _active_rows(active, inputs, fn, into, limit=ACTIVE_ROWS):
     """fn(*inputs) for arrays of rows (fn works on every row at once and returns arrays of rows),
-    computed on the rows flagged ``active`` alone when there are at most ACTIVE_ROWS of them: those
+    computed on the rows flagged ``active`` alone when there are at most ``limit`` of them: those
     rows gathered, fn applied, its results written into ``into`` (what fn gives for every row that
     is not flagged). Otherwise (a lax.cond) on every row. Per-target queues of large populations
-    (heap sifts) then cost the targets with events in a step, not every target."""
+    (heap sifts) and the exact integration of a population then cost the rows with work in a step,
+    not every row."""
     N = active.shape[0]
-    if N <= 2 * ACTIVE_ROWS:
+    if N <= 2 * limit:
         return fn(*inputs)
 
     def few():
         # the flagged rows in order (N: none, not written back), by a prefix sum and a binary search:
         # jnp.nonzero's cumsum and scatter cost XLA:CPU more than the rest
-        flagged = lax.associative_scan(jnp.add, active.astype(INT))
-        rows = jnp.searchsorted(flagged, jnp.arange(1, ACTIVE_ROWS + 1, dtype=INT), side="left", method="scan_unrolled")
+        flagged = _prefix(active.astype(INT), 0)
+        rows = jnp.searchsorted(flagged, jnp.arange(1, limit + 1, dtype=INT), side="left", method="scan_unrolled")
         out = fn(*(a[jnp.minimum(rows, N - 1)] for a in inputs))
         return tuple(whole.at[rows].set(part, mode="drop") for whole, part in zip(into, out))
 
-    return lax.cond(jnp.sum(active, dtype=INT) <= ACTIVE_ROWS, few, lambda: tuple(fn(*inputs)))
+    return lax.cond(jnp.sum(active, dtype=INT) <= limit, few, lambda: tuple(fn(*inputs)))
 
 
 def _row_sum(a):
@@ -375,15 +396,23 @@ def _due_slots(taken, in_syn, in_valid, width):
     candidate. Returns (syn, offset, valid), each (targets, width), and the events beyond width."""
     rows, fan_in = in_syn.shape
     per_syn = jnp.where(in_valid, taken[in_syn], 0)
-    ends = lax.associative_scan(jnp.add, per_syn, axis=1) if fan_in > 1 else per_syn  # inclusive
+    ends = _prefix(per_syn, 1)  # inclusive
     count = ends[:, -1]
-    slot = jnp.arange(width, dtype=INT)
-    column = jax.vmap(lambda e: jnp.searchsorted(e, slot, side="right", method="scan"))(ends)
-    column = jnp.minimum(column.astype(INT), fan_in - 1)
-    valid = slot[None, :] < count[:, None]
-    syn = jnp.where(valid, jnp.take_along_axis(in_syn, column, axis=1), 0)
-    start = jnp.take_along_axis(ends, column, axis=1) - jnp.take_along_axis(per_syn, column, axis=1)
-    return syn, slot[None, :] - start, valid, jnp.sum(jnp.maximum(count - width, 0), dtype=INT)
+
+    def search(w):  # the first w slots of every row, padded to width
+        slot = jnp.arange(w, dtype=INT)
+        column = jax.vmap(lambda e: jnp.searchsorted(e, slot, side="right", method="scan"))(ends)
+        column = jnp.minimum(column.astype(INT), fan_in - 1)
+        valid = slot[None, :] < count[:, None]
+        syn = jnp.where(valid, jnp.take_along_axis(in_syn, column, axis=1), 0)
+        start = jnp.take_along_axis(ends, column, axis=1) - jnp.take_along_axis(per_syn, column, axis=1)
+        return tuple(jnp.pad(a, ((0, 0), (0, width - w))) for a in (syn, slot[None, :] - start, valid))
+
+    if width <= NARROW:
+        syn, offset, valid = search(width)
+    else:  # a step of a few events per target searches a few slots (a lax.cond)
+        syn, offset, valid = lax.cond(jnp.max(count) <= NARROW, lambda: search(NARROW), lambda: search(width))
+    return syn, offset, valid, jnp.sum(jnp.maximum(count - width, 0), dtype=INT)
 
 
 def _candidates(spikes, pre, in_syn, in_valid, width):
@@ -503,7 +532,7 @@ def _fifo_push(q, key, valid):
     """key, valid: (synapses, S), the events of each synapse in push order (its neuron's spikes).
     Also returns the dropped events (synapse, key, mask): a full buffer takes the first ones only."""
     synapses, K = q["key"].shape
-    lines = jnp.arange(synapses)
+    lines = jnp.arange(synapses, dtype=INT)
     size, drops, slots = q["size"], q["drops"], []
     for k in range(key.shape[1]):
         accept = valid[:, k] & (size < K)
@@ -511,13 +540,9 @@ def _fifo_push(q, key, valid):
         size = size + accept
         drops = drops + jnp.sum(valid[:, k] & ~accept, dtype=INT)
 
-    def write():
-        keys = q["key"]
-        for k, slot in enumerate(slots):
-            keys = _put(keys, slot, key[:, k])
-        return keys
-
-    keys = lax.cond(jnp.any(valid), write, lambda: q["key"])  # most steps of a small network push nothing
+    keys = q["key"]
+    for k, slot in enumerate(slots):
+        keys = _put(keys, slot, key[:, k])
     dropped = valid & (_before(valid) + valid > K - q["size"][:, None])
     syn = jnp.broadcast_to(lines[:, None], key.shape)
     return dict(q, key=keys, size=size, drops=drops), (syn, key, dropped)
@@ -1158,9 +1183,16 @@ def prj1_hid__out_push(q, n, spikes, weight, delay, network, config, after):
     if network["pre"].shape[0] == 0:
         return q, none, nothing
     pre = network["pre"]
-    valid = jnp.arange(spikes["time"].shape[1], dtype=INT)[None, :] < spikes["count"][pre][:, None]
-    key = spikes["time"][pre] + delay[:, None]  # arrival times
-    q, dropped = _fifo_push(q, key, valid)
+    shape = (pre.shape[0], spikes["time"].shape[1])
+
+    def push(q):
+        valid = jnp.arange(shape[1], dtype=INT)[None, :] < spikes["count"][pre][:, None]
+        key = spikes["time"][pre] + delay[:, None]  # arrival times
+        return _fifo_push(q, key, valid)
+
+    quiet = (jnp.zeros(shape, INT), jnp.full(shape, NO_KEY, KEY), jnp.zeros(shape, bool))
+    # most steps of a small network push nothing (a lax.cond)
+    q, dropped = lax.cond(jnp.any(spikes["count"] > 0), push, lambda q: (q, quiet), q)
     return q, none, dropped
 
 
@@ -1211,10 +1243,15 @@ def pop1_hid_update(st, due, params, n, config, error, tape=False):
     slow = (held & (until < t1)) | (~held & LIF_may_cross(d, x, y, DT))
     slow = slow | (events["count"] > 0)
     x = jnp.where(slow[:, None], x, y)
-    advance = jax.vmap(functools.partial(LIF_advance, spikes_per_step=config.spike_capacity[1]),
-                       in_axes=(None, None, 0, 0, 0, 0, 0, 0, None, None))
-    x, until, times, count, code, when, xm, trig = advance(p, d, x, until, events["time"], events["w"], events["count"],
-                                                           slow, t0, t1)
+    S = config.spike_capacity[1]
+    advance = jax.vmap(functools.partial(LIF_advance, p, d, spikes_per_step=S), in_axes=(0, 0, 0, 0, 0, 0, None, None))
+    # the neurons of the common case keep their state and fire nothing; the others run through the
+    # step in lock step, gathered when they are few (a lax.cond): the loop then costs their number
+    idle = (x, until, jnp.full((120, S), jnp.inf, REAL), jnp.zeros(120, INT), jnp.zeros(120, INT),
+            jnp.zeros(120, REAL), jnp.zeros((120, S, 2), REAL), jnp.full((120, S), -1, INT))
+    x, until, times, count, code, when, xm, trig = _active_rows(
+        slow, (x, until, events["time"], events["w"], events["count"], slow),
+        lambda *rows: advance(*rows, t0, t1), idle, limit=40)
     if tape:  # the adjoint's record of every spike: time, step, pre-spike state, triggering event
         st = dict(st, tape=_tape_append(st["tape"], times, count, xm, trig, n))
     error = _error(error, code != OK, code, 1, when)
@@ -2073,11 +2110,6 @@ def pop2_out_adjoint_step(state, params, n, cursor, ev, replayed):
 
 
 SCATTERED = 128  # events of a step up to which _scatter_events adds those alone (a lax.cond)
-
-
-def _prefix(a, axis):
-    """Inclusive running sums along an axis."""
-    return lax.associative_scan(jnp.add, a, axis=axis) if a.shape[axis] > 1 else a
 
 
 def _flagged(mask, width):
