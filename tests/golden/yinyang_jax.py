@@ -841,6 +841,45 @@ def LIF_may_cross(d, x, y, h):
     return jnp.maximum(g0, g1) + margin >= 0
 
 
+def LIF_glide(p, d, x, until, ev_time, ev_w, ev_count, slow, t0, t1):
+    """One neuron through [t0, t1) where it does not fire: LIF_advance's iterations while each
+    threshold search is settled at its root (the bound proves its interval free of crossings) and
+    no event lifts g to 0, with the same arithmetic; a fraction of its cost, as nothing else is
+    computed. Returns the end state and whether that held all along (else the step must go through
+    LIF_advance from its start)."""
+    E = ev_time.shape[0]
+
+    def running(s):
+        t, x, e, ok = s
+        return ok & ((t < t1) | (e < ev_count))
+
+    def action(s):
+        t, x, e, ok = s
+        k = jnp.minimum(e, E - 1)
+        apply = (e < ev_count) & (ev_time[k] <= t)
+        held = until > t
+        w = ev_w[k]
+        x_event = jnp.where(held, LIF_event_refractory(p, x, w), LIF_event(p, x, w))
+        ok = ok & ~(apply & ~held & (LIF_threshold(p, x_event) >= 0))
+        x = jnp.where(apply, x_event, x)
+        e = e + apply
+        k = jnp.minimum(e, E - 1)
+        target = jnp.where(e < ev_count, jnp.maximum(ev_time[k], t), t1)
+        go = t < target
+        end = jnp.minimum(target, until)
+        h = target - t
+        y = jnp.where(held, _affine(LIF_propagator_refractory(p, end - t), x), _affine(LIF_propagator(p, h), x))
+        ga, gb = _dot(d["c"], x), _dot(d["c"], y)
+        bound = d["norm_cA2"] * jnp.exp(d["norm_A"] * h) * _norm1(x)
+        tiny = h <= 4 * _ulp(jnp.abs(t) + h)
+        prune = (gb < 0) & ((jnp.maximum(ga, gb) + h * h / 8 * bound * (1 + 1e-12) < 0) | tiny)
+        ok = ok & ~(go & ~held & ((ga >= 0) | ~prune))
+        return jnp.where(go, jnp.where(held, end, target), t), jnp.where(go, y, x), e, ok
+
+    _, x, _, ok = lax.while_loop(running, action, (t0 + jnp.zeros((), REAL), x, jnp.zeros((), INT), slow))
+    return x, ok
+
+
 def LIF_advance(p, d, x, until, ev_time, ev_w, ev_count, slow, t0, t1, spikes_per_step):
     """One neuron through [t0, t1): from event to event in time order, spiking wherever g reaches 0.
 
@@ -1244,14 +1283,22 @@ def pop1_hid_update(st, due, params, n, config, error, tape=False):
     slow = slow | (events["count"] > 0)
     x = jnp.where(slow[:, None], x, y)
     S = config.spike_capacity[1]
+    inputs = (x, until, events["time"], events["w"], events["count"])
+    # the others glide through the step from event to event where they cannot fire, and those that
+    # may fire go through the whole state machine; each gathered when they are few (a lax.cond),
+    # so that a loop in lock step costs their number
+    glide = jax.vmap(functools.partial(LIF_glide, p, d), in_axes=(0, 0, 0, 0, 0, 0, None, None))
+    glided, ok = _active_rows(slow, inputs + (slow,), lambda *rows: glide(*rows, t0, t1), (x, slow),
+                              limit=40)
+    fire = slow & ~ok
     advance = jax.vmap(functools.partial(LIF_advance, p, d, spikes_per_step=S), in_axes=(0, 0, 0, 0, 0, 0, None, None))
-    # the neurons of the common case keep their state and fire nothing; the others run through the
-    # step in lock step, gathered when they are few (a lax.cond): the loop then costs their number
-    idle = (x, until, jnp.full((120, S), jnp.inf, REAL), jnp.zeros(120, INT), jnp.zeros(120, INT),
+    idle = (glided, until, jnp.full((120, S), jnp.inf, REAL), jnp.zeros(120, INT), jnp.zeros(120, INT),
             jnp.zeros(120, REAL), jnp.zeros((120, S, 2), REAL), jnp.full((120, S), -1, INT))
-    x, until, times, count, code, when, xm, trig = _active_rows(
-        slow, (x, until, events["time"], events["w"], events["count"], slow),
-        lambda *rows: advance(*rows, t0, t1), idle, limit=40)
+    # (not skipped by a lax.cond when none fires: XLA:CPU at -O0 then returned a wrong spike count,
+    # jax 0.10.2; without one the loop of an empty gathered batch ends at once)
+    out = _active_rows(fire, inputs + (fire,), lambda *rows: advance(*rows, t0, t1), idle, limit=12)
+    x, until, times, count, code, when, xm, trig = (jnp.where(fire.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+                                                    for a, b in zip(out, idle))
     if tape:  # the adjoint's record of every spike: time, step, pre-spike state, triggering event
         st = dict(st, tape=_tape_append(st["tape"], times, count, xm, trig, n))
     error = _error(error, code != OK, code, 1, when)
