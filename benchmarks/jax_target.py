@@ -53,12 +53,12 @@ def worker(part: str, kind: str, repeats: int, folder: str, grad: bool = False) 
     import jax
     import numpy as np
 
+    import qgen  # before JAX compiles anything: qgen's XLA:CPU settings (qgen/runtime/xla_flags.py)
+
     n, steps = MICRO["n_queues"], MICRO["steps"]
     if part == "micro":  # adseq's draws, made as adseq makes them: before 64-bit JAX changes the draws
         step, queue = adseq_queue.arrival_events(n_queues=n, steps=steps)
     jax.config.update("jax_enable_x64", True)
-    import qgen
-
     folder = Path(folder)
     if part == "micro":
         path = folder / f"queues_{kind}.snn"

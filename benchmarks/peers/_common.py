@@ -110,6 +110,11 @@ def run_in_subprocess(module: str, params: dict, *, python: str | os.PathLike | 
     run_env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + run_env["PYTHONPATH"]
                                                if run_env.get("PYTHONPATH") else "")
     run_env.setdefault("PYTHONUNBUFFERED", "1")
+    flags = sys.modules.get("qgen.runtime.xla_flags")
+    if package == "benchmarks.peers" and flags is not None:  # a peer runs as its users run it: no qgen settings
+        run_env.pop("XLA_FLAGS", None)
+        if flags.ORIGINAL is not None:
+            run_env["XLA_FLAGS"] = flags.ORIGINAL
     if env:
         run_env.update(env)
     cmd = [python, "-m", f"{package}.{module}", "--worker", json.dumps(params)]

@@ -28,6 +28,7 @@ OPTION = "xla_cpu_small_while_loop_byte_threshold"
 THRESHOLD = 256 * 2**20  # bytes accessed by one while loop, below which XLA:CPU compiles it as one function
 EXTRA = "--xla_backend_extra_options="
 EMITTERS = "--xla_cpu_use_fusion_emitters"
+ORIGINAL = os.environ.get("XLA_FLAGS")  # before qgen's import set it (benchmarks run peers without qgen's settings)
 
 
 def apply(environ: MutableMapping[str, str] = os.environ) -> None:

@@ -47,10 +47,11 @@ DEFAULT_SPIKES_PER_STEP = 2  # spikes per neuron and step that reach the queues 
 DEFAULT_DROP_CAPACITY = 1024  # dropped events per projection and trial the backward pass can leave out
 MIN_REVERSE_CAPACITY = 32  # events per target (fifo: per synapse) in a reverse queue, at least
 BIG = 2**31 - 1
-# XLA:CPU options: these programs are many small kernels inside loops (the time goes to control flow,
-# not to vectorised arithmetic); LLVM -O1 and the classic kernel emitters compile them about three
-# times faster than the defaults, and they run about as fast. Other backends use their defaults.
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+# XLA:CPU options: the classic kernel emitters (a scatter inside a loop is expanded, so the loop is
+# compiled into one function: qgen/runtime/xla_flags.py sets the same for the user's own jax.jit);
+# LLVM at XLA's default -O3, which vectorises the loops over neurons in that function (-O1 compiled
+# ~10 % faster and ran the recurrent network 20 % slower). Other backends use their defaults.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 # ------------------------------------------------------------------ build and cache
