@@ -309,18 +309,6 @@ def _row_sum(a):
     return total
 
 
-def _compact(valid, width, arrays, fills=None):
-    """Each row's valid entries moved to the front in their order, the first ``width`` kept, the
-    rest of the row ``fills`` (default 0): (the arrays, (rows, width); how many each row kept; how
-    many did not fit, in all)."""
-    place = _before(valid)
-    place = jnp.where(valid & (place < width), place, width)  # out of range: not written
-    packed = _scatter_rows(place, width, arrays, fills or [0] * len(arrays))
-    count = jnp.sum(valid, axis=1, dtype=INT)
-    kept = jnp.minimum(count, width)
-    return packed, kept, jnp.sum(count - kept, dtype=INT)
-
-
 def _ranks(valid, keys):
     """Each valid entry's place among the valid entries of its row, in the lexicographic order of
     ``keys`` and then of position (equal events, such as two input spikes of one neuron at one time,
@@ -418,16 +406,22 @@ def _due_slots(taken, in_syn, in_valid, width):
 def _candidates(spikes, pre, in_syn, in_valid, width):
     """This step's spikes as new events for each target: one row per target, at most ``width``, in
     push order (spike time, synapse) and packed to the front: (spike times, synapses, valid), each
-    (N_post, width), and the number of events that did not fit (counted, never silent)."""
-    j = pre[in_syn]
+    (N_post, width), and the number of events that did not fit (counted, never silent). Found as
+    ``_due_slots`` finds due events (a synapse brings its source's spikes of the step), then ranked;
+    over the first NARROW columns alone when no row has more (a lax.cond)."""
     S = spikes["time"].shape[1]
-    rows = in_syn.shape[0]
-    valid = (in_valid[:, :, None] & (jnp.arange(S, dtype=INT) < spikes["count"][j][:, :, None])).reshape(rows, -1)
-    t = spikes["time"][j].reshape(rows, -1)
-    syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], S)).reshape(rows, -1)
-    (t, syn), count, lost = _compact(valid, width, (t, syn))
-    valid = jnp.arange(width, dtype=INT)[None, :] < count[:, None]
-    t, syn = _place(_ranks(valid, (t, syn)), width, (t, syn), (jnp.inf, BIG))
+    syn, offset, valid, lost = _due_slots(spikes["count"][pre], in_syn, in_valid, width)
+    t = jnp.where(valid, spikes["time"][pre[syn], jnp.minimum(offset, S - 1)], jnp.inf)
+
+    def order(w):  # the first w columns of every row ranked, padded to width
+        t_w, syn_w = _place(_ranks(valid[:, :w], (t[:, :w], syn[:, :w])), w, (t[:, :w], syn[:, :w]), (jnp.inf, BIG))
+        return jnp.pad(t_w, ((0, 0), (0, width - w)), constant_values=jnp.inf), \
+            jnp.pad(syn_w, ((0, 0), (0, width - w)), constant_values=BIG)
+
+    if width <= NARROW:
+        t, syn = order(width)
+    else:
+        t, syn = lax.cond(jnp.all(~valid[:, NARROW:]), lambda: order(NARROW), lambda: order(width))
     return t, syn, valid, lost
 
 
@@ -1190,12 +1184,18 @@ def prj0_inp__hid_push(q, n, spikes, weight, delay, network, config, after):
     nothing = (jnp.zeros((1,), INT), jnp.zeros((1,), KEY), jnp.zeros((1,), bool))  # no dropped events
     if network["pre"].shape[0] == 0:
         return q, none, nothing
-    t, syn, valid, lost = _candidates(spikes, network["pre"], network["in_syn"], network["in_valid"],
-                                      config.push_capacity[0])
-    syn_safe = jnp.minimum(syn, network["pre"].shape[0] - 1)
-    key = t + delay[syn_safe]  # arrival times
-    q, dropped = _heap_push(q, key, syn, valid, 5)
-    return q, lost, dropped
+
+    def push(q):
+        t, syn, valid, lost = _candidates(spikes, network["pre"], network["in_syn"], network["in_valid"],
+                                          config.push_capacity[0])
+        syn_safe = jnp.minimum(syn, network["pre"].shape[0] - 1)
+        key = t + delay[syn_safe]  # arrival times
+        q, dropped = _heap_push(q, key, syn, valid, 5)
+        return q, lost, dropped
+
+    # most steps of a small network push nothing (a lax.cond)
+    dropped = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(push, q)[2])
+    return lax.cond(jnp.any(spikes["count"] > 0), push, lambda q: (q, none, dropped), q)
 
 
 # projection hid->out: hid -> out, all_to_all, queue fifo(capacity = 4) (yinyang.snn:20:5)
@@ -1677,15 +1677,10 @@ def _tape_from(tape, cursor, n, S):
 
 def _rcandidates(spikes, pre, in_syn, in_valid, width):
     """Step m's spikes as events for each target (rows packed to the front): time, syn, src, valid."""
-    j = pre[in_syn]
     S = spikes["time"].shape[1]
-    rows = in_syn.shape[0]
-    valid = (in_valid[:, :, None] & (jnp.arange(S, dtype=INT) < spikes["count"][j][:, :, None])).reshape(rows, -1)
-    t = spikes["time"][j].reshape(rows, -1)
-    src = spikes["src"][j].reshape(rows, -1)
-    syn = jnp.broadcast_to(in_syn[:, :, None], (rows, in_syn.shape[1], S)).reshape(rows, -1)
-    (t, syn, src), count, lost = _compact(valid, width, (t, syn, src))
-    return t, syn, src, jnp.arange(width, dtype=INT)[None, :] < count[:, None], lost
+    syn, offset, valid, lost = _due_slots(spikes["count"][pre], in_syn, in_valid, width)
+    source, k = pre[syn], jnp.minimum(offset, S - 1)
+    return spikes["time"][source, k], syn, spikes["src"][source, k], valid, lost
 
 
 def _rmerge(parts, capacity, size):
