@@ -247,14 +247,16 @@ def test_stablehlo_export_runs_without_qgen(tmp_path):
         np.testing.assert_allclose(value, want[key], rtol=1e-9, atol=1e-9 * np.max(np.abs(want[key])))
 
 
-def test_the_reverse_sorted_queue_pops_each_step_in_order(tmp_path):
+@pytest.mark.parametrize("serial", [True, False], ids=["insert", "sort"])
+def test_the_reverse_sorted_queue_pops_each_step_in_order(tmp_path, serial, monkeypatch):
     """The reverse queue of the sorted kind, driven directly: pushes of a few entries per row (the
-    insertion by binary search) and of more than NARROW (the whole row sorted) at every sweep step,
-    each pop against a sorted list: exactly the entries delivered in that step, in pop order (later
-    arrival first, then the lower synapse)."""
+    insertion by binary search) and of more than NARROW (the whole row sorted; inserted on XLA:CPU,
+    SERIAL) at every sweep step, each pop against a sorted list: exactly the entries delivered in
+    that step, in pop order (later arrival first, then the lower synapse)."""
     path = tmp_path / "tiny.snn"
     path.write_text(TINY)
     module = qgen.load(path, target="jax", out=tmp_path / "generated").simulator().module
+    monkeypatch.setattr(module, "SERIAL", serial)
     rows, capacity, width = 3, 48, 12
     gen = np.random.default_rng(5)
     pending, popped = [[] for _ in range(rows)], 0

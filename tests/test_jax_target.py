@@ -260,10 +260,12 @@ network Wide {
     _drops_and_runs_as_the_reference(sim, inputs, 50.0, "src->dst", more_than=100)
 
 
-def test_sorted_queues_insert_few_events_and_sort_bursts(write_model, out):
+@pytest.mark.parametrize("serial", [True, False], ids=["insert", "sort"])
+def test_sorted_queues_insert_few_events_and_sort_bursts(write_model, out, serial, monkeypatch):
     """The sorted kind inserts a step's few events per target among the queued ones, lets the latest
-    go from a full row, and sorts rows that receive more than NARROW events at once: quiet steps and
-    bursts, both dropping events, against the reference (drops, deliveries, their order)."""
+    go from a full row, and sorts rows that receive more than NARROW events at once (inserts them
+    all on XLA:CPU, SERIAL): quiet steps and bursts, both dropping events, against the reference
+    (drops, deliveries, their order)."""
     path = write_model(COUNTER + """
 network Burst {
     dt = 1 ms
@@ -281,13 +283,26 @@ network Burst {
     # every source within one step: into a row with room (20.2), then into a full one (22.3, 41.7)
     burst = (np.round(np.repeat([20.2, 22.3, 41.7], 16) + gen.uniform(0, 0.5, 48), 3), np.tile(np.arange(16), 3))
     inputs = {"src": (np.concatenate([quiet[0], burst[0]]), np.concatenate([quiet[1], burst[1]]))}
-    _drops_and_runs_as_the_reference(sim, inputs, 70.0, "src->dst", more_than=20)
+    monkeypatch.setattr(sim.module, "SERIAL", serial)
+    _drops_and_runs_as_the_reference(sim, inputs, 70.0, "src->dst", more_than=20, traced=True)
 
 
-def _drops_and_runs_as_the_reference(sim, inputs, duration, projection, more_than):
+def _drops_and_runs_as_the_reference(sim, inputs, duration, projection, more_than, traced=False):
     """The run drops more than ``more_than`` events of ``projection``, as many as the reference does
-    in every trial, and its outputs equal the reference's."""
-    result, reference = sim.run(inputs, duration), ReferenceSimulator(sim.data).run(inputs, duration)
+    in every trial, and its outputs equal the reference's. ``traced``: the module's simulate traced
+    afresh (its module-level switches are read when it is traced), not the program run() keeps."""
+    if traced:
+        from qgen.targets.jax import precision_scope
+
+        steps = sim._steps(duration)
+        encoded, sizes = sim.encode_inputs(inputs, steps)
+        with precision_scope("float64"):
+            outputs = jax.jit(sim.module.simulate, static_argnames=("config",))(
+                sim._network, sim.params(), encoded, config=sim.config(steps, sizes))
+        result = sim.result(jax.device_get(outputs), duration)
+    else:
+        result = sim.run(inputs, duration)
+    reference = ReferenceSimulator(sim.data).run(inputs, duration)
     assert reference.drops[projection].sum() > more_than
     np.testing.assert_array_equal(result.drops[projection], reference.drops[projection])
     compare(result, reference, False, "float64")
