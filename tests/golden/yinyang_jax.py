@@ -384,6 +384,11 @@ def _due_slots(taken, in_syn, in_valid, width):
     candidate. Returns (syn, offset, valid), each (targets, width), and the events beyond width."""
     rows, fan_in = in_syn.shape
     per_syn = jnp.where(in_valid, taken[in_syn], 0)
+    if fan_in == 1:  # one synapse per target (one_to_one): its events in order
+        slot = jnp.arange(width, dtype=INT)[None, :]
+        valid = slot < per_syn
+        return jnp.where(valid, in_syn, 0), jnp.broadcast_to(slot, valid.shape), valid, \
+            jnp.sum(jnp.maximum(per_syn - width, 0), dtype=INT)
     ends = _prefix(per_syn, 1)  # inclusive
     count = ends[:, -1]
 
