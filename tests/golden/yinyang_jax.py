@@ -430,6 +430,13 @@ def _candidates(spikes, pre, in_syn, in_valid, width):
     return t, syn, valid, lost
 
 
+def _unless_quiet(spikes, push, q):
+    """push(q), a projection's push of this step's spikes, -> (q, lost, dropped); in a step without
+    spikes (most steps of a small network) nothing, a lax.cond."""
+    idle = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(push, q)[1:])
+    return lax.cond(jnp.any(spikes["count"] > 0), push, lambda q: (q, *idle), q)
+
+
 def _record(rec, spikes, count):
     """Append each neuron's spikes of this step to its record; count those that do not fit."""
     times, used, over = rec["times"], rec["count"], rec["overflow"]
@@ -1198,9 +1205,7 @@ def prj0_inp__hid_push(q, n, spikes, weight, delay, network, config, after):
         q, dropped = _heap_push(q, key, syn, valid, 5)
         return q, lost, dropped
 
-    # most steps of a small network push nothing (a lax.cond)
-    dropped = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(push, q)[2])
-    return lax.cond(jnp.any(spikes["count"] > 0), push, lambda q: (q, none, dropped), q)
+    return _unless_quiet(spikes, push, q)
 
 
 # projection hid->out: hid -> out, all_to_all, queue fifo(capacity = 4) (yinyang.snn:20:5)
@@ -1232,12 +1237,10 @@ def prj1_hid__out_push(q, n, spikes, weight, delay, network, config, after):
     def push(q):
         valid = jnp.arange(shape[1], dtype=INT)[None, :] < spikes["count"][pre][:, None]
         key = spikes["time"][pre] + delay[:, None]  # arrival times
-        return _fifo_push(q, key, valid)
+        q, dropped = _fifo_push(q, key, valid)
+        return q, none, dropped
 
-    quiet = (jnp.zeros(shape, INT), jnp.full(shape, NO_KEY, KEY), jnp.zeros(shape, bool))
-    # most steps of a small network push nothing (a lax.cond)
-    q, dropped = lax.cond(jnp.any(spikes["count"] > 0), push, lambda q: (q, quiet), q)
-    return q, none, dropped
+    return _unless_quiet(spikes, push, q)
 
 
 # ------------------------------------------------------------------ populations
