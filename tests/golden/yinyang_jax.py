@@ -2159,16 +2159,15 @@ def pop2_out_adjoint_step(state, params, n, cursor, ev, replayed):
                            jnp.take_along_axis(ev["syn"], e, axis=1), jnp.take_along_axis(ev["src"], e, axis=1), gw.T, gt.T)
 
 
-SCATTERED = 128  # events of a step up to which _scatter_events adds those alone (a lax.cond)
+SCATTERED = 128  # events of a step that _scatter_events adds at a time
 
 
-def _flagged(mask, width):
-    """The (row, column) of the first ``width`` set entries of ``mask`` (R, W) in row-major order,
-    whether each is one, and how many are set: running sums and binary searches, gathers only."""
-    R, W = mask.shape
-    within = _prefix(mask.astype(INT), 1)
-    ends = _prefix(within[:, -1], 0)
-    place = jnp.arange(width, dtype=INT)
+def _flagged(within, ends, first, width):
+    """The (row, column) of the set entries first ... first + width - 1 (row-major) of a mask of
+    rows, from its running sums ``within`` each row (R, W) and ``ends`` over the rows' totals (R,),
+    and whether each is one: binary searches, gathers only."""
+    R, W = within.shape
+    place = first + jnp.arange(width, dtype=INT)
     row = jnp.minimum(jnp.searchsorted(ends, place, side="right"), R - 1).astype(INT)
     nth = place - (ends[row] - within[row, -1])  # the entry's rank within its row
     lo, hi = jnp.zeros(width, INT), jnp.full(width, W, INT)
@@ -2176,15 +2175,16 @@ def _flagged(mask, width):
         mid = (lo + hi) // 2
         right = within[row, jnp.minimum(mid, W - 1)] <= nth
         lo, hi = jnp.where((lo < hi) & right, mid + 1, lo), jnp.where((lo < hi) & ~right, mid, hi)
-    return row, jnp.minimum(lo, W - 1), place < ends[-1], ends[-1]
+    return row, jnp.minimum(lo, W - 1), place < ends[-1]
 
 
 def _scatter_events(state, event, proj, syn, src, gw, gt):
     """Add each event's dL/dw and dL/dt_a to its synapse and dL/dt_a to the spike that emitted it.
-    ``event`` flags the entries (N, J) that are events: a step has few, and the sums take only those
-    (a scatter adds its updates one by one on XLA:CPU) unless there are more than SCATTERED."""
+    ``event`` flags the entries (N, J) that are events: a step has few, and the sums take those
+    alone, SCATTERED at a time (a scatter adds its updates one by one on XLA:CPU; a loop, not a
+    lax.cond, so that the gradients are updated in place)."""
 
-    def add(event, proj, syn, src, gw, gt):
+    def add(state, event, proj, syn, src, gw, gt):
         grads = dict(state["grads"])
         weight, delay, dt = dict(grads["weight"]), dict(grads["delay"]), dict(state["dt"])
         mine = event & (proj == 0)
@@ -2202,13 +2202,15 @@ def _scatter_events(state, event, proj, syn, src, gw, gt):
 
     fields = (proj, syn, src, gw, gt)
     if event.size <= SCATTERED:
-        return add(event, *fields)
+        return add(state, event, *fields)
+    within = _prefix(event.astype(INT), 1)
+    ends = _prefix(within[:, -1], 0)
 
-    def few():
-        row, column, ok, _ = _flagged(event, SCATTERED)
-        return add(ok, *(a[row, column] for a in fields))
+    def chunk(c, state):
+        row, column, ok = _flagged(within, ends, c * SCATTERED, SCATTERED)
+        return add(state, ok, *(a[row, column] for a in fields))
 
-    return lax.cond(jnp.sum(event, dtype=INT) <= SCATTERED, few, lambda: add(event, *fields))
+    return lax.fori_loop(0, (ends[-1] + SCATTERED - 1) // SCATTERED, chunk, state)
 
 
 # ------------------------------------------------------------------ projections: reverse push and pop
