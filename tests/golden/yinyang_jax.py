@@ -430,6 +430,12 @@ def _candidates(spikes, pre, in_syn, in_valid, width):
     return t, syn, valid, lost
 
 
+def _when(pred, fn, state):
+    """fn(state) where ``pred``, else ``state``: a loop of at most one pass, whose state XLA:CPU
+    updates in place (through a lax.cond it copied a large state, such as a queue, every step)."""
+    return lax.while_loop(lambda s: s[0], lambda s: (jnp.zeros((), bool), fn(s[1])), (pred, state))[1]
+
+
 def _unless_quiet(spikes, push, q):
     """push(q), a projection's push of this step's spikes, -> (q, lost, dropped); in a step without
     spikes (most steps of a small network) nothing, a lax.cond."""
@@ -2223,12 +2229,12 @@ def prj0_inp__hid_rinit(network, config):
 def prj0_inp__hid_rpush(q, spikes, m, n, delay, log, network, config):
     """The events of inp's spikes of step m (those the forward did not drop, delivered
     before the end) into the reverse queue at sweep step n; also whether one comes too late. Most
-    steps of a small network have no spike: those skip it (a lax.cond)."""
+    steps of a small network have no spike: those skip it."""
     if network["pre"].shape[0] == 0:
         return q, jnp.zeros((), bool)
     push = functools.partial(prj0_inp__hid_rpush_spikes, spikes=spikes, m=m, n=n, delay=delay, log=log, network=network,
                              config=config)
-    return lax.cond(jnp.any(spikes["count"] > 0) & (m >= 0), push, lambda q: (q, jnp.zeros((), bool)), q)
+    return _when(jnp.any(spikes["count"] > 0) & (m >= 0), lambda s: push(s[0]), (q, jnp.zeros((), bool)))
 
 
 def prj0_inp__hid_rpush_spikes(q, spikes, m, n, delay, log, network, config):
@@ -2364,9 +2370,8 @@ def _backward_trial(network, params, inputs, res, cot, config):
                 state = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
                 return _reverse_pop(state, params, network, n, config, res, delays, logs)
 
-            shapes = jax.eval_shape(sweep, state)[1]
-            return lax.cond(n < T, sweep, lambda state: (state, jax.tree_util.tree_map(
-                lambda s: jnp.zeros(s.shape, s.dtype), shapes)), state)
+            due = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(sweep, state)[1])
+            return _when(n < T, lambda s: sweep(s[0]), (state, due))
 
         state, due = lax.scan(pop_phase, state, jnp.arange(K - 1, -1, -1, dtype=INT))
         due = jax.tree_util.tree_map(lambda a: a[::-1], due)
@@ -2409,7 +2414,7 @@ def _backward_trial(network, params, inputs, res, cot, config):
                 new = pop2_out_adjoint_step(new, params, n, cur, ev, replayed)
                 return new
 
-            return lax.cond(n < T, sweep, lambda state: state, state), None
+            return _when(n < T, sweep, state), None
 
         state, _ = lax.scan(adjoint_phase, state, jnp.arange(K - 1, -1, -1, dtype=INT))
         return state, None
