@@ -276,26 +276,31 @@ def _before(valid):
 ACTIVE_ROWS = 64  # targets with work in a step up to which a queue works on those rows alone
 
 
-def _active_rows(active, inputs, fn, into, limit=ACTIVE_ROWS):
+def _active_rows(active, inputs, fn, into, limits=(ACTIVE_ROWS,)):
     """fn(*inputs) for arrays of rows (fn works on every row at once and returns arrays of rows),
-    computed on the rows flagged ``active`` alone when there are at most ``limit`` of them: those
-    rows gathered, fn applied, its results written into ``into`` (what fn gives for every row that
-    is not flagged). Otherwise (a lax.cond) on every row. Per-target queues of large populations
-    (heap sifts) and the exact integration of a population then cost the rows with work in a step,
-    not every row."""
+    computed on the rows flagged ``active`` alone when there are at most ``limits[0]`` of them
+    (else ``limits[1]``, ...; the limits ascending): those rows gathered, fn applied, its results
+    written into ``into`` (what fn gives for every row that is not flagged). Otherwise (a lax.cond)
+    on every row. Per-target queues of large populations (heap sifts) and the exact integration of
+    a population then cost the rows with work in a step, not every row."""
     N = active.shape[0]
-    if N <= 2 * limit:
-        return fn(*inputs)
+    limits = [limit for limit in limits if 2 * limit < N]
+    if not limits:
+        return tuple(fn(*inputs))
 
-    def few():
+    def few(limit):
         # the flagged rows in order (N: none, not written back), by a prefix sum and a binary search:
         # jnp.nonzero's cumsum and scatter cost XLA:CPU more than the rest
         flagged = _prefix(active.astype(INT), 0)
         rows = jnp.searchsorted(flagged, jnp.arange(1, limit + 1, dtype=INT), side="left", method="scan_unrolled")
         out = fn(*(a[jnp.minimum(rows, N - 1)] for a in inputs))
-        return tuple(whole.at[rows].set(part, mode="drop") for whole, part in zip(into, out))
+        return jax.tree_util.tree_map(lambda whole, part: whole.at[rows].set(part, mode="drop"), tuple(into), tuple(out))
 
-    return lax.cond(jnp.sum(active, dtype=INT) <= limit, few, lambda: tuple(fn(*inputs)))
+    count = jnp.sum(active, dtype=INT)
+    choice = lambda: tuple(fn(*inputs))  # noqa: E731
+    for limit in reversed(limits):
+        choice = functools.partial(lax.cond, count <= limit, functools.partial(few, limit), choice)
+    return choice()
 
 
 def _row_sum(a):
@@ -1303,14 +1308,15 @@ def pop1_hid_update(st, due, params, n, config, error, tape=False):
     # so that a loop in lock step costs their number
     glide = jax.vmap(functools.partial(LIF_glide, p, d), in_axes=(0, 0, 0, 0, 0, 0, None, None))
     glided, ok = _active_rows(slow, inputs + (slow,), lambda *rows: glide(*rows, t0, t1), (x, slow),
-                              limit=40)
+                              limits=(15, 40))
     fire = slow & ~ok
     advance = jax.vmap(functools.partial(LIF_advance, p, d, spikes_per_step=S), in_axes=(0, 0, 0, 0, 0, 0, None, None))
     idle = (glided, until, jnp.full((120, S), jnp.inf, REAL), jnp.zeros(120, INT), jnp.zeros(120, INT),
             jnp.zeros(120, REAL), jnp.zeros((120, S, 2), REAL), jnp.full((120, S), -1, INT))
     # (not skipped by a lax.cond when none fires: XLA:CPU at -O0 then returned a wrong spike count,
     # jax 0.10.2; without one the loop of an empty gathered batch ends at once)
-    out = _active_rows(fire, inputs + (fire,), lambda *rows: advance(*rows, t0, t1), idle, limit=12)
+    out = _active_rows(fire, inputs + (fire,), lambda *rows: advance(*rows, t0, t1), idle,
+                       limits=(4, 15, 40))
     x, until, times, count, code, when, xm, trig = (jnp.where(fire.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
                                                     for a, b in zip(out, idle))
     if tape:  # the adjoint's record of every spike: time, step, pre-spike state, triggering event
