@@ -300,6 +300,7 @@ def test_the_reverse_sorted_queue_pops_each_step_in_order(tmp_path, serial, monk
     rows, capacity, width = 3, 48, 12
     gen = np.random.default_rng(5)
     pending, popped = [[] for _ in range(rows)], 0
+    push, pop = jax.jit(module._rsorted_push), jax.jit(module._rsorted_pop, static_argnums=2)  # traced with SERIAL set
     with jax.enable_x64(True):
         queue = module._rsorted_init(rows, capacity)
         for n in range(40, -1, -1):
@@ -313,10 +314,10 @@ def test_the_reverse_sorted_queue_pops_each_step_in_order(tmp_path, serial, monk
             src = gen.integers(0, 1000, (rows, width))
             ev = {"time": jnp.asarray(time), "syn": jnp.asarray(syn, jnp.int32), "src": jnp.asarray(src, jnp.int32),
                   "at": jnp.asarray(at, jnp.int32), "valid": jnp.asarray(valid)}
-            queue = module._rsorted_push(queue, ev)
+            queue = push(queue, ev)
             for r in range(rows):
                 pending[r] += [(at[r, c], time[r, c], syn[r, c], src[r, c]) for c in range(width) if valid[r, c]]
-            queue, out, lost = module._rsorted_pop(queue, n, capacity)
+            queue, out, lost = pop(queue, n, capacity)
             assert int(lost) == 0
             for r in range(rows):
                 due = sorted((e for e in pending[r] if e[0] == n), key=lambda e: (-e[1], e[2]))

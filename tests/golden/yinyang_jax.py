@@ -284,7 +284,7 @@ def _active_rows(active, inputs, fn, into, limits=(ACTIVE_ROWS,)):
     on every row. Per-target queues of large populations (heap sifts) and the exact integration of
     a population then cost the rows with work in a step, not every row."""
     N = active.shape[0]
-    limits = [limit for limit in limits if 2 * limit < N]
+    limits = sorted({limit for limit in limits if 2 * limit < N})
     if not limits:
         return tuple(fn(*inputs))
 
@@ -1315,8 +1315,8 @@ def pop1_hid_update(st, due, params, n, config, error, tape=False):
             jnp.zeros(120, REAL), jnp.zeros((120, S, 2), REAL), jnp.full((120, S), -1, INT))
     # (not skipped by a lax.cond when none fires: XLA:CPU at -O0 then returned a wrong spike count,
     # jax 0.10.2; without one the loop of an empty gathered batch ends at once)
-    out = _active_rows(fire, inputs + (fire,), lambda *rows: advance(*rows, t0, t1), idle,
-                       limits=(4, 15, 40))
+    # (one width: each is a copy of the state machine, which doubled the time to compile with three)
+    out = _active_rows(fire, inputs + (fire,), lambda *rows: advance(*rows, t0, t1), idle, limits=(4,))
     x, until, times, count, code, when, xm, trig = (jnp.where(fire.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
                                                     for a, b in zip(out, idle))
     if tape:  # the adjoint's record of every spike: time, step, pre-spike state, triggering event
