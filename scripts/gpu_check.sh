@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA target's checks on a machine with an NVIDIA GPU and no network:
 #
-#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench launch profile grad peers
+#   bash scripts/gpu_check.sh OUTDIR [STAGE...]      stages: install tests memcheck bench launch profile grad peers jax
 #                                                     (default: all)
 #
 # Each stage writes its own logs, so a machine with a time limit per command (or a limit on the files
@@ -33,19 +33,22 @@
 #    at 10⁴, 10⁵ and 10⁶ queues and the recurrent network's forward pass (benchmarks/queue_micro.py
 #    and benchmarks/rsnn.py with --target cuda), each under a time limit; the stage peers_small runs
 #    10⁴ queues and the network alone, peers_large the 10⁵ and 10⁶ queues alone.
+# 6. (jax) issue 5's benchmark on JAX-GPU: qgen's JAX target against adseq 0.9.4 on the same backend, the
+#    queue micro-benchmark and the recurrent network forward and forward + gradient, every kind
+#    (benchmarks/jax_target.py; jax.txt, jax.json); the stages jax_micro and jax_rsnn run one part each.
 #
 # Writes OUTDIR/summary.txt, install.log, pytest.log, junit.xml, memcheck.log, bench.txt, launch.txt, profile.txt, grad.txt,
-# grad.json, peers.txt and peers.tar.gz (the benchmarks' JSON). Exits
+# grad.json, peers.txt and peers.tar.gz (the benchmarks' JSON), jax.txt and jax_*.json. Exits
 # non-zero when a check fails (the logs are written all the same).
 set -uo pipefail
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [launch] [profile] [grad] [peers]" >&2
+    echo "usage: $0 OUTDIR [install] [tests] [memcheck] [bench] [launch] [profile] [grad] [peers] [jax]" >&2
     exit 2
 fi
 OUTDIR=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-STAGES=" ${*:-install tests memcheck bench launch profile grad peers} "
+STAGES=" ${*:-install tests memcheck bench launch profile grad peers jax} "
 stage() { [[ "$STAGES" == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -268,6 +271,21 @@ if stage peers || stage peers_small || stage peers_large; then
     peer_run 400 micro_1e6 benchmarks.queue_micro --target cuda --repeats 3 --no-none --queues 1000000 --steps 4000
     fi
     tar -czf "$OUTDIR/peers.tar.gz" -C "$OUTDIR" peers && rm -rf "$OUTDIR/peers"
+fi
+
+# ------------------------------------------------------------------ 6. the JAX target against adseq on JAX-GPU
+if stage jax || stage jax_micro || stage jax_rsnn; then
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false  # peak memory as each process uses it, not JAX's preallocated pool
+    : >>"$OUTDIR/jax.txt"
+    for part in micro rsnn; do
+        stage jax || stage "jax_$part" || continue
+        echo "## python -m benchmarks.jax_target --parts $part --repeats 3 (limit 540 s)" >>"$OUTDIR/jax.txt"
+        timeout 540 "$PY" -m benchmarks.jax_target --parts "$part" --repeats 3 --json "$OUTDIR/jax_$part.json" \
+            >>"$OUTDIR/jax.txt" 2>&1
+        rc=$?
+        note "JAX target vs adseq, $part, backend $("$PY" -c 'import jax; print(jax.default_backend())'): exit $rc"
+        [ $rc -eq 0 ] || fail "JAX target benchmark $part (see jax.txt)"
+    done
 fi
 
 note "status: $([ $status -eq 0 ] && echo passed || echo FAILED)"
