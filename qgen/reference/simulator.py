@@ -37,7 +37,7 @@ from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime import background
 from qgen.runtime.network import NetworkData, PopulationData, ProjectionData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
-from qgen.runtime.schedule import grid_index, grid_steps
+from qgen.runtime.schedule import grid_steps, input_schedule
 
 
 class Dynamics:
@@ -290,13 +290,7 @@ class ReferenceSimulator:
         schedule: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
         for name, (times, ids) in inputs.items():
             order = list(self.data.populations).index(name)
-            if self.exact:
-                push_steps = np.floor(times / self.dt).astype(np.int64)
-                emitted = times
-            else:
-                index = grid_index(times, self.dt)
-                push_steps = index - 1
-                emitted = index * self.dt
+            push_steps, emitted = input_schedule(times, self.dt, self.exact)
             for step, t, j in zip(push_steps, emitted, ids):
                 if step < steps:
                     schedule[int(step)].append((float(t), order, int(j)))

@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
+CHUNK = 1 << 16  # input spikes converted at a time
+
 
 def grid_steps(delay: np.ndarray, dt: float) -> np.ndarray:
     """Delays in steps for grid timing: rounded half up, as NEST does, and at least one."""
     return np.maximum(1, np.floor(delay / dt + 0.5)).astype(np.int64)
 
 
-def grid_index(times: np.ndarray, dt: float) -> np.ndarray:
-    """Input spike times on the grid: the next grid point, unless already on one (NEST's rule)."""
-    ratio = times / dt
+def grid_point(ratio: np.ndarray) -> np.ndarray:
+    """The grid point of each time / dt: the next one, unless already on one (NEST's rule)."""
     nearest = np.floor(ratio + 0.5)
-    return np.where(np.abs(ratio - nearest) <= 1e-9 * np.maximum(1.0, nearest), nearest,
-                    np.ceil(ratio)).astype(np.int64)
+    return np.where(np.abs(ratio - nearest) <= 1e-9 * np.maximum(1.0, nearest), nearest, np.ceil(ratio))
+
+
+def input_schedule(times: np.ndarray, dt: float, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per input spike, the step at whose end it is pushed (-1: before the first step) and the time
+    it is sent at: its own with exact timing, its grid point (``grid_point``) with grid timing.
+
+    A run's input can be ten million spikes: each output is written a chunk at a time, so that the
+    temporaries stay in cache and no array the size of the input is allocated but the outputs."""
+    times = np.asarray(times, dtype=np.float64)
+    step = np.empty(len(times), np.int64)
+    sent = times if exact else np.empty(len(times))
+    for first in range(0, len(times), CHUNK):
+        part = slice(first, first + CHUNK)
+        ratio = times[part] / dt
+        if exact:
+            step[part] = np.floor(ratio)
+        else:
+            index = grid_point(ratio)
+            sent[part] = index * dt
+            step[part] = index - 1
+    return step, sent

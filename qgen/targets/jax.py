@@ -37,7 +37,7 @@ from qgen.ir.nodes import Model
 from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result
-from qgen.runtime.schedule import grid_index, grid_steps
+from qgen.runtime.schedule import grid_steps, input_schedule
 from qgen.targets.c import MANIFEST, _locked, write_manifest
 
 PRECISIONS = ("float64", "float32")
@@ -372,11 +372,7 @@ class JaxSimulation:
                 length, window, per_step = fixed[name]["length"], fixed[name]["window"], fixed[name]["per_step"]
             rows, need_window, need_per_step, need_length = [], 1, 1, 1
             for times, ids in trials:
-                if self.exact:
-                    step, emitted = np.floor(times / self.dt).astype(np.int64), times
-                else:
-                    index = grid_index(times, self.dt)
-                    step, emitted = index - 1, index * self.dt
+                step, emitted = input_schedule(times, self.dt, self.exact)
                 keep = step < steps
                 step, emitted, ids = step[keep], emitted[keep], ids[keep]
                 order = np.lexsort((ids, emitted, step))
@@ -679,7 +675,7 @@ def _encode_jax(times, ids, steps: int, dt: float, exact: bool, per_step: int | 
     if exact:
         step, emitted = jnp.floor(safe / dt), safe
     else:
-        ratio = safe / dt  # grid_index: the next grid point, unless already on one (NEST's rule)
+        ratio = safe / dt  # schedule.grid_point: the next grid point, unless already on one (NEST's rule)
         nearest = jnp.floor(ratio + 0.5)
         index = jnp.where(jnp.abs(ratio - nearest) <= 1e-9 * jnp.maximum(1.0, nearest), nearest, jnp.ceil(ratio))
         step, emitted = index - 1, index * dt
