@@ -55,14 +55,14 @@ def check_inputs(inputs: Inputs | None, data: NetworkData, batch: int) -> dict[s
                 raise _bad(f"input {name!r}, trial {b}: times and ids must be 1-D arrays of equal length")
             if not np.issubdtype(times.dtype, np.number) or not np.issubdtype(ids.dtype, np.integer):
                 raise _bad(f"input {name!r}, trial {b}: times must be numbers and ids integers")
-            times = times.astype(np.float64)
+            times = times.astype(np.float64)  # a copy: the C target reads it again in the backward pass
             if not np.all(np.isfinite(times)) or (times < 0).any():
                 raise _bad(f"input {name!r}, trial {b}: spike times must be finite and >= 0 ms")
             if len(ids) and (ids.min() < 0 or ids.max() >= pop.size):
                 raise _bad(f"input {name!r}, trial {b}: spike index {int(ids.max() if ids.max() >= pop.size else ids.min())} "
                            f"is out of range", f"{name} has {pop.size} neurons (ids 0..{pop.size - 1})")
             order = lexsort_order((ids, times))
-            checked.append((times[order], ids[order].astype(np.int64)))
+            checked.append((times[order], np.asarray(ids[order], np.int64)))  # ids: bound as int32 copies
         result[name] = checked
     return result
 
