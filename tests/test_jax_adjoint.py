@@ -46,6 +46,9 @@ network Mixed {
     connect inp -> del all_to_all {
         weight ~ uniform(0.3, 0.7) trainable; delay ~ uniform(0.5 ms, 3 ms) trainable; queue = fifo(capacity = 1)
     }
+    connect inp -> del one_to_one as inp_del_heap {
+        weight ~ uniform(0.2, 0.6) trainable; delay ~ uniform(0.5 ms, 3 ms) trainable; queue = heap(capacity = 1)
+    }
     connect hid -> hid all_to_all(autapses = false) {
         weight ~ uniform(-0.4, 0.6) trainable; delay ~ uniform(2 ms, 6 ms) trainable; queue = heap(capacity = 2)
     }

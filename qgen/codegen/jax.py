@@ -203,9 +203,18 @@ class JaxProjection:
 
     @property
     def reads_tape(self) -> bool:
-        """A fifo from a spiking population: the backward pass finds each synapse's events in the
-        source's spike tape through a cursor per synapse, instead of running a reverse queue."""
-        return self.queue == "fifo" and self.pre.kind is not None and self.pre.kind.spiking
+        """From a spiking population: the backward pass finds each synapse's events in the source's
+        spike tape through a cursor per synapse, instead of running a reverse queue. A synapse's delay
+        is one number in a run, so it delivered its source's spikes in their order, whatever the
+        queue kind; the events a queue dropped are found in the drop log."""
+        return not self.summing and self.pre.kind is not None and self.pre.kind.spiking
+
+    @property
+    def reverse_queue(self) -> str:
+        """The backward pass's queue: a heap's events come back in the order a sorted array gives
+        them (the reverse pops take the latest first either way), and the sorted array inserts a
+        step's few events where the heap sifts every row for each."""
+        return "sorted" if self.queue == "heap" else self.queue
 
     @property
     def levels(self) -> int:

@@ -1611,10 +1611,12 @@ simulate.defvjp(_simulate_forward, _simulate_backward)
 # event that triggered it), the state at the start of every config.checkpoint_every-th step and
 # the events the queues dropped. The backward sweep runs over the steps in reverse, a segment of
 # checkpoint_every steps at a time:
-#   A. the reverse queues (one per projection, of its kind) take each recorded spike
-#      config.ahead steps before the sweep reaches it, without the events the forward dropped,
-#      and give, step by step in reverse, the events delivered in each step: arrival time,
-#      synapse, weight and the emitting spike (its index in its population's tape);
+#   A. step by step in reverse, the events delivered in each step: arrival time, synapse, weight
+#      and the emitting spike (its index in its population's tape), without those the forward
+#      dropped. A projection from a spiking population walks back through its source's tape, a
+#      cursor per synapse (a synapse delivers its source's spikes in order); one from an input
+#      population runs a reverse queue, which takes each input spike config.ahead steps before the
+#      sweep reaches it;
 #   B. the segment is replayed forward from its checkpoint with those events and the recorded
 #      spikes (no threshold search: the tape says where the spikes are), keeping the state at the
 #      start of each step; linear dynamics are never integrated backwards in time;
@@ -1671,20 +1673,6 @@ def _search_log(lsyn, lkey, syn, key):
     return (lo < D) & (lsyn[at] == syn) & (lkey[at] == key)
 
 
-def _tape_below(tape, cursor, m, S):
-    """The spikes of step m at the top of each neuron's tape below ``cursor``, in time order:
-    {time, count, src (index in the flattened tape)} (N, S), and the cursor below them."""
-    N, C = tape["time"].shape
-    rows = jnp.arange(N, dtype=INT)[:, None]
-    idx = cursor[:, None] - 1 - jnp.arange(S, dtype=INT)[None, :]
-    ok = (idx >= 0) & (tape["step"][rows, jnp.clip(idx, 0, C - 1)] == m)
-    count = jnp.sum(jnp.cumprod(ok, axis=1), axis=1, dtype=INT)
-    slot = jnp.clip(cursor[:, None] - count[:, None] + jnp.arange(S, dtype=INT)[None, :], 0, C - 1)
-    valid = jnp.arange(S, dtype=INT)[None, :] < count[:, None]
-    return {"time": jnp.where(valid, tape["time"][rows, slot], jnp.inf), "count": count,
-            "src": rows * C + slot}, cursor - count
-
-
 def _tape_from(tape, cursor, n, S):
     """The spikes of step n in each neuron's tape from ``cursor`` on: indices (N, S), valid, count."""
     N, C = tape["time"].shape
@@ -1731,7 +1719,7 @@ def _rtape_at(tape, pre, delay, k):
 
 
 def _rtape_init(pre, tape, delay, T):
-    """A fifo from a spiking population needs no reverse queue: a synapse delivered its source's
+    """A projection from a spiking population needs no reverse queue: a synapse delivered its source's
     spikes in their order, so a cursor per synapse walks back through the source's tape: the last
     spike whose event was delivered before the end (-1: none), and that event's delivery step."""
     lo, hi = jnp.zeros(pre.shape, INT), tape["count"][pre]
@@ -1764,83 +1752,56 @@ def _rtape_pop(q, n, tape, pre, delay, log, in_syn, in_valid, width):
     return dict(q, cursor=cursor, at=at), rows, lost
 
 
-def _rheap_init(size, capacity):
-    """heap: per target, a binary heap of ``capacity`` entries, the next to pop at the root."""
+def _rsorted_init(size, capacity):
+    """sorted: per target, ``capacity`` entries in reverse pop order, the next to pop on top (at
+    size - 1): a pop lowers the size, a push inserts. Sort primitives only, no data-dependent loop."""
     return {**{f: jnp.full((size, capacity), EMPTY[f], REAL if f == "time" else INT) for f in FIELDS},
             "size": jnp.zeros(size, INT), "over": jnp.zeros((), INT)}
 
 
-def _rheap_push(q, ev):
+def _rsorted_push(q, ev):
+    """Each row's new entries inserted at their places (``_merged_rows``) when none lies beyond the
+    first NARROW columns of its row (a lax.cond); else the whole row sorted (inserted on XLA:CPU,
+    where a sort keeps the loop of steps from being compiled into one function)."""
     size, K = q["time"].shape
-    levels = max(1, K.bit_length())
-    rows = jnp.arange(size)
+    count = jnp.sum(ev["valid"], axis=1, dtype=INT)
+    total = q["size"] + count
+    over = q["over"] + jnp.sum(jnp.maximum(total - K, 0), dtype=INT)
 
-    def one(c, state):
-        h, count, over = state
-        new = {f: ev[f][:, c] for f in FIELDS}
-        ok = ev["valid"][:, c]
-        accept = ok & (count < K)
+    def insert(ev):
+        S = ev["valid"].shape[1]
+        rank = _ranks(ev["valid"], (ev["at"], ev["time"], -ev["syn"]))
+        new = dict(zip(FIELDS, _place(rank, S, [ev[f] for f in FIELDS], [EMPTY[f] for f in FIELDS])))
+        return _merged_rows({f: q[f] for f in FIELDS}, q["size"], new, count, lambda e, x: _rfirst(x, e),
+                            jnp.broadcast_to(jnp.arange(K, dtype=INT)[None, :], (size, K)))
 
-        def sift_up(_, st):
-            h, i = st
-            parent = jnp.maximum(i - 1, 0) // 2
-            up = {f: h[f][rows, parent] for f in FIELDS}
-            move = accept & (i > 0) & _rfirst(new, up)
-            h = {f: h[f].at[rows, jnp.where(move, i, K)].set(up[f], mode="drop") for f in FIELDS}
-            return h, jnp.where(move, parent, i)
+    def resort():
+        used = jnp.arange(K, dtype=INT)[None, :] < q["size"][:, None]
+        cat = {f: jnp.concatenate([jnp.where(used, q[f], EMPTY[f]), jnp.where(ev["valid"], ev[f], EMPTY[f])], axis=1)
+               for f in FIELDS}
+        empty = jnp.concatenate([~used, ~ev["valid"]], axis=1)
+        _, at, time, neg_syn, src = lax.sort((empty, cat["at"], cat["time"], -cat["syn"], cat["src"]), dimension=1,
+                                             num_keys=4)
+        return {"time": time[:, :K], "syn": -neg_syn[:, :K], "src": src[:, :K], "at": at[:, :K]}
 
-        h, i = lax.fori_loop(0, levels, sift_up, (h, count))
-        h = {f: h[f].at[rows, jnp.where(accept, i, K)].set(new[f], mode="drop") for f in FIELDS}
-        return h, count + accept, over + jnp.sum(ok & ~accept, dtype=INT)
+    if ev["valid"].shape[1] <= NARROW:
+        rows = insert(ev)
+    else:
+        narrow = {f: v[:, :NARROW] for f, v in ev.items()}
+        rows = lax.cond(jnp.all(~ev["valid"][:, NARROW:]), lambda: insert(narrow), (lambda: insert(ev)) if SERIAL else resort)
+    return dict(q, **rows, size=jnp.minimum(total, K), over=over)
 
-    width = ev["valid"].shape[1]
-    h, count, over = lax.fori_loop(0, width, one, ({f: q[f] for f in FIELDS}, q["size"], q["over"]))
-    return dict(q, **h, size=count, over=over)
 
-
-def _rheap_pop(q, n, width):
+def _rsorted_pop(q, n, width):
+    """The entries due in step n: the top of each row (delivery steps ascend along it)."""
     size, K = q["time"].shape
-    levels = max(1, K.bit_length())
-    rows = jnp.arange(size)
-
-    def due_root(state):
-        h, count, *_ = state
-        return jnp.any((count > 0) & (h["at"][:, 0] >= n))
-
-    def pop_one(state):
-        h, count, out, taken = state
-        take = (count > 0) & (h["at"][:, 0] >= n)
-        slot = jnp.where(take & (taken < width), taken, width)
-        out = {f: out[f].at[rows, slot].set(h[f][:, 0], mode="drop") for f in out}
-        taken = taken + take
-        count = count - take
-        last = jnp.maximum(count, 0)
-        moved = {f: h[f][rows, last] for f in FIELDS}
-
-        def sift_down(_, st):
-            h, i = st
-            left = 2 * i + 1
-            right = left + 1
-            lc = {f: h[f][rows, jnp.minimum(left, K - 1)] for f in FIELDS}
-            rc = {f: h[f][rows, jnp.minimum(right, K - 1)] for f in FIELDS}
-            use_right = (right < count) & _rfirst(rc, lc)
-            child = jnp.where(use_right, right, left)
-            cc = {f: jnp.where(use_right, rc[f], lc[f]) for f in FIELDS}
-            move = take & (left < count) & _rfirst(cc, moved)
-            h = {f: h[f].at[rows, jnp.where(move, i, K)].set(cc[f], mode="drop") for f in FIELDS}
-            return h, jnp.where(move, child, i)
-
-        h, i = lax.fori_loop(0, levels, sift_down, (h, jnp.zeros(size, INT)))
-        h = {f: h[f].at[rows, jnp.where(take, i, K)].set(moved[f], mode="drop") for f in FIELDS}
-        h = {f: h[f].at[rows, jnp.where(take, last, K)].set(EMPTY[f], mode="drop") for f in FIELDS}
-        return h, count, out, taken
-
-    out = {"time": jnp.zeros((size, width), REAL), "syn": jnp.zeros((size, width), INT),
-           "src": jnp.full((size, width), -1, INT)}
-    h, count, out, taken = lax.while_loop(due_root, pop_one, ({f: q[f] for f in FIELDS}, q["size"], out,
-                                                               jnp.zeros(size, INT)))
-    rows_out = dict(out, valid=jnp.arange(width, dtype=INT)[None, :] < taken[:, None])
-    return dict(q, **h, size=count), rows_out, jnp.sum(jnp.maximum(taken - width, 0), dtype=INT)
+    kept = _lower_bound({"at": q["at"]}, q["size"][:, None], lambda e: e["at"] < n)[:, 0]
+    taken = q["size"] - kept
+    w = min(width, K)
+    top = _top_slots(q["size"], w, K)
+    rows = {f: jnp.take_along_axis(q[f], top, axis=1) for f in ("time", "syn", "src")}
+    rows["valid"] = jnp.arange(w, dtype=INT)[None, :] < taken[:, None]
+    return dict(q, size=kept), rows, jnp.sum(jnp.maximum(taken - w, 0), dtype=INT)
 
 
 # ------------------------------------------------------------------ neuron kinds: replay and reverse sweep
@@ -2229,7 +2190,7 @@ def _scatter_events(state, event, proj, syn, src, gw, gt):
 
 
 def prj0_inp__hid_rinit(network, config):
-    return _rheap_init(120, config.reverse_capacity[0])
+    return _rsorted_init(120, config.reverse_capacity[0])
 
 
 def prj0_inp__hid_rpush(q, spikes, m, n, delay, log, network, config):
@@ -2251,7 +2212,7 @@ def prj0_inp__hid_rpush_spikes(q, spikes, m, n, delay, log, network, config):
     at = _delivery(arrival, m)
     keep = valid & (m >= 0) & (at < config.steps) & ~_was_dropped(log, syn, arrival)
     ev = {"time": arrival, "syn": syn, "src": src, "at": at, "valid": keep}
-    return _rheap_push(q, ev), jnp.any(keep & (at > n))
+    return _rsorted_push(q, ev), jnp.any(keep & (at > n))
 
 
 def prj0_inp__hid_rpop(q, n, weight, network, config, tape, delay, log):
@@ -2259,7 +2220,7 @@ def prj0_inp__hid_rpop(q, n, weight, network, config, tape, delay, log):
     if weight.shape[0] == 0:
         none = _no_events(120, 0)
         return q, dict(none, src=jnp.full((120, 1), -1, INT)), jnp.zeros((), INT)
-    q, rows, lost = _rheap_pop(q, n, min(config.event_capacity[1], config.reverse_capacity[0]))
+    q, rows, lost = _rsorted_pop(q, n, config.event_capacity[1])
     return q, dict(rows, w=weight[jnp.minimum(rows["syn"], weight.shape[0] - 1)], proj=0), lost
 
 
@@ -2280,22 +2241,18 @@ def prj1_hid__out_rpop(q, n, weight, network, config, tape, delay, log):
 # ------------------------------------------------------------------ one trial backwards, a batch
 
 
-def _pre_spikes(state, res, inputs, m, config):
-    """The spikes every population pushed at the end of step m, with their tape indices; the tape
-    cursors move below them."""
-    cursor = dict(state["cursor"])
+def _pre_spikes(inputs, m, config):
+    """The spikes of step m of the populations whose projections run reverse queues: input
+    populations (and populations that do not spike); projections from spiking ones read the tapes."""
     spikes = {}
     spikes['pop0_inp'] = dict(pop0_inp_spikes(inputs['inp'], m, config),
                                            src=jnp.full((5, config.spike_capacity[0]), -1, INT))
-    spikes['pop1_hid'], cursor['pop1_hid'] = _tape_below(
-        res["populations"]['pop1_hid']["tape"], cursor['pop1_hid'], m, config.spike_capacity[1])
-    spikes['pop2_out'] = dict(_no_spikes(3), src=jnp.full((3, 1), -1, INT))
-    return spikes, dict(state, cursor=cursor)
+    return spikes
 
 
-def _reverse_push(state, res, network, inputs, delays, logs, m, n, config):
+def _reverse_push(state, network, inputs, delays, logs, m, n, config):
     """Sweep step n: step m's spikes enter the reverse queues."""
-    spikes, state = _pre_spikes(state, res, inputs, m, config)
+    spikes = _pre_spikes(inputs, m, config)
     queues, late = dict(state["queues"]), state["bad"]
     queues['prj0_inp__hid'], too_late = prj0_inp__hid_rpush(
         queues['prj0_inp__hid'], spikes['pop0_inp'], m, n, delays['inp->hid'], logs['prj0_inp__hid'],
@@ -2336,11 +2293,10 @@ def _backward_trial(network, params, inputs, res, cot, config):
     bad = res["error"]["code"] != 0
     bad = bad | jnp.any(jnp.stack([v > 0 for v in jax.tree_util.tree_leaves(res["lost"])]))
     bad = bad | jnp.any(jnp.stack([log["overflow"] > 0 for log in res["droplog"].values()] + [jnp.zeros((), bool)]))
-    lam, dt, cursor = {}, {}, {}
+    lam, dt = {}, {}
     lam['pop1_hid'] = jnp.asarray(cot["final_state"]['hid'], REAL)
     tape = pops['pop1_hid']["tape"]
     bad = bad | (tape["overflow"] > 0)
-    cursor['pop1_hid'] = tape["count"]
     dt['pop1_hid'] = jnp.zeros(tape["time"].shape, REAL)
     direct = cot["spikes"]['hid']
     width = min(direct.shape[1], tape["time"].shape[1])
@@ -2358,12 +2314,12 @@ def _backward_trial(network, params, inputs, res, cot, config):
         'prj1_hid__out': prj1_hid__out_rinit(network['hid->out'], config,
                                   pops['pop1_hid']["tape"], delays['hid->out']),
     }
-    state = {"lam": lam, "dt": dt, "cursor": cursor, "grads": grads, "queues": queues, "bad": bad}
+    state = {"lam": lam, "dt": dt, "grads": grads, "queues": queues, "bad": bad}
 
     # the spikes of the last A steps enter the reverse queues before the sweep starts
     def prelude(i, state):
         m = T - 1 - i
-        return _reverse_push(state, res, network, inputs, delays, logs, m, m + A, config)
+        return _reverse_push(state, network, inputs, delays, logs, m, m + A, config)
 
     state = lax.fori_loop(0, min(A, T), prelude, state)
 
@@ -2373,7 +2329,7 @@ def _backward_trial(network, params, inputs, res, cot, config):
         def pop_phase(state, i):  # A: the events of the segment's steps, last step first
             n = n0 + i
             def sweep(state):
-                state = _reverse_push(state, res, network, inputs, delays, logs, n - A, n, config)
+                state = _reverse_push(state, network, inputs, delays, logs, n - A, n, config)
                 return _reverse_pop(state, params, network, n, config, res, delays, logs)
 
             due = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(sweep, state)[1])
