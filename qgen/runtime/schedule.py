@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 1 << 16  # input spikes converted at a time
+CHUNK = 1 << 16  # input spikes converted or checked at a time: the temporaries stay in cache
 
 
 def grid_steps(delay: np.ndarray, dt: float) -> np.ndarray:
@@ -12,10 +12,11 @@ def grid_steps(delay: np.ndarray, dt: float) -> np.ndarray:
     return np.maximum(1, np.floor(delay / dt + 0.5)).astype(np.int64)
 
 
-def grid_point(ratio: np.ndarray) -> np.ndarray:
-    """The grid point of each time / dt: the next one, unless already on one (NEST's rule)."""
-    nearest = np.floor(ratio + 0.5)
-    return np.where(np.abs(ratio - nearest) <= 1e-9 * np.maximum(1.0, nearest), nearest, np.ceil(ratio))
+def grid_point(ratio, xp=np):
+    """The grid point of each time / dt: the next one, unless already on one (NEST's rule).
+    ``xp``: the array module (numpy, or jax.numpy inside a traced function)."""
+    nearest = xp.floor(ratio + 0.5)
+    return xp.where(xp.abs(ratio - nearest) <= 1e-9 * xp.maximum(1.0, nearest), nearest, xp.ceil(ratio))
 
 
 def input_schedule(times: np.ndarray, dt: float, exact: bool) -> tuple[np.ndarray, np.ndarray]:

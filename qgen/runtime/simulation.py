@@ -17,10 +17,9 @@ import numpy as np
 
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.codegen.names import c_identifier
-from qgen.runtime.inputs import Inputs, check_inputs, lexsort_order
+from qgen.runtime.inputs import Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
-from qgen.runtime.schedule import input_schedule
 from qgen.targets.c import CBuild
 
 _NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
@@ -203,22 +202,14 @@ class Simulation:
 
     def _bind_inputs(self, pop: dict, trials, steps: int) -> int:
         """Input spikes of all trials in (step, time, neuron) order, each with the step at whose end
-        it is pushed, those pushed after the run left out. ``trials`` come in (time, neuron) order
-        (``check_inputs``) and a spike's step grows with its time, so only grid timing, where the
-        spikes snapped to one grid point go by neuron, may need ordering again (checked in O(n):
-        a run's input can be ten million spikes)."""
+        it is pushed, those pushed after the run left out (``pushed_in_order``)."""
         times, ids, push, start = [], [], [], [0]
         for t, i in trials or [(np.empty(0), np.empty(0, np.int64))] * self.batch:
-            step, emitted = input_schedule(t, self.dt, self.exact)
-            if not self.exact:
-                order = lexsort_order((i, step))
-                if not isinstance(order, slice):
-                    step, emitted, i = step[order], emitted[order], i[order]
-            end = int(np.searchsorted(step, steps))
-            times.append(emitted[:end])
-            ids.append(i[:end])
-            push.append(step[:end])
-            start.append(start[-1] + end)
+            step, emitted, i = pushed_in_order(t, i, self.dt, self.exact, steps)
+            times.append(emitted)
+            ids.append(i)
+            push.append(step)
+            start.append(start[-1] + len(step))
         p = pop["prefix"]
         joined = (lambda parts: parts[0]) if len(times) == 1 else np.concatenate
         self._bind(f"{p}_in_time", joined(times))

@@ -34,10 +34,10 @@ import numpy as np
 from qgen.codegen.fingerprint import template_hash
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.ir.nodes import Model
-from qgen.runtime.inputs import Inputs, check_inputs
+from qgen.runtime.inputs import Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result
-from qgen.runtime.schedule import grid_steps, input_schedule
+from qgen.runtime.schedule import grid_point, grid_steps
 from qgen.targets.c import MANIFEST, _locked, write_manifest
 
 PRECISIONS = ("float64", "float32")
@@ -372,11 +372,7 @@ class JaxSimulation:
                 length, window, per_step = fixed[name]["length"], fixed[name]["window"], fixed[name]["per_step"]
             rows, need_window, need_per_step, need_length = [], 1, 1, 1
             for times, ids in trials:
-                step, emitted = input_schedule(times, self.dt, self.exact)
-                keep = step < steps
-                step, emitted, ids = step[keep], emitted[keep], ids[keep]
-                order = np.lexsort((ids, emitted, step))
-                step, emitted, ids = step[order], emitted[order], ids[order]
+                step, emitted, ids = pushed_in_order(times, ids, self.dt, self.exact, steps)
                 group = np.lexsort((np.arange(len(ids)), ids, step))  # (step, id) groups, in time order
                 first = np.ones(len(group), bool)
                 first[1:] = (step[group][1:] != step[group][:-1]) | (ids[group][1:] != ids[group][:-1])
@@ -675,9 +671,7 @@ def _encode_jax(times, ids, steps: int, dt: float, exact: bool, per_step: int | 
     if exact:
         step, emitted = jnp.floor(safe / dt), safe
     else:
-        ratio = safe / dt  # schedule.grid_point: the next grid point, unless already on one (NEST's rule)
-        nearest = jnp.floor(ratio + 0.5)
-        index = jnp.where(jnp.abs(ratio - nearest) <= 1e-9 * jnp.maximum(1.0, nearest), nearest, jnp.ceil(ratio))
+        index = grid_point(safe / dt, jnp)
         step, emitted = index - 1, index * dt
     valid = valid & (step < steps)
     step = jnp.where(valid, step, BIG).astype(jnp.int32)
