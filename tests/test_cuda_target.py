@@ -4,12 +4,12 @@ Every test runs on two backends:
 
 - ``gpu``: the cubin built by nvcc, loaded with pycuda and run on an NVIDIA GPU. Skipped, with
   the reason, where pycuda or a GPU is missing; ``scripts/gpu_check.sh`` runs it on a GPU machine.
-- ``emulated``: the same generated kernels compiled as C++ with g++ and run on the CPU, every
-  launch running its blocks and threads one after another (atomics become plain operations),
-  behind a stand-in for pycuda's driver. The kernels never rely on threads running together (no
-  barriers, no shared memory), so the emulation computes what the GPU computes, up to the order
-  of atomic additions; it checks the kernels' semantics and the runtime's host side (the state
-  struct, uploads, launches, downloads, errors) on every CI run, without a GPU.
+- ``emulated``: the same generated kernels compiled as C++ with g++ and run on the CPU behind a
+  stand-in for pycuda's driver (tests/cuda_emulation.py): ``qgen_steps`` with EMULATED_THREADS
+  threads per block and EMULATED_BLOCKS blocks per trial as fibers that switch where they wait, so
+  the work shared between threads and blocks and the barriers between phases are exercised. It
+  computes what the GPU computes, up to the order of atomic additions, and checks the runtime's
+  host side (the state struct, uploads, launches, downloads, errors) on every CI run, without a GPU.
 
 Spike trains must be identical to the reference's in float64 (exact-timing spike times to
 1e-9 ms) and close in float32; drop counts identical.
@@ -17,10 +17,7 @@ Spike trains must be identical to the reference's in float64 (exact-timing spike
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,146 +28,12 @@ import qgen.targets.cuda as cuda_target
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.reference import ReferenceSimulator
 from tests.conftest import EXAMPLES
+from tests.cuda_emulation import EmulatedDriver
 from tests.test_c_target import KINDS, QIF_INPUTS, QIF_NETWORK, compare, network, poisson
 
 BACKENDS = ("gpu", "emulated")
-
-
-# ---------------------------------------------------------------- the emulation
-
-SHIM = r"""
-/* CUDA built-ins for running generated kernels on the CPU, one thread after another. */
-#include <stdint.h>
-#include <string.h>
-struct qgen_dim3 { unsigned int x, y, z; };
-static qgen_dim3 threadIdx, blockIdx, blockDim, gridDim;
-#define __global__
-#define __device__
-#define __constant__
-static inline int atomicAdd(int *a, int v) { int old = *a; *a += v; return old; }
-static inline unsigned long long atomicAdd(unsigned long long *a, unsigned long long v)
-{ unsigned long long old = *a; *a += v; return old; }
-static inline double atomicAdd(double *a, double v) { double old = *a; *a += v; return old; }
-static inline float atomicAdd(float *a, float v) { float old = *a; *a += v; return old; }
-static inline int atomicCAS(int *a, int compare, int v) { int old = *a; if (old == compare) *a = v; return old; }
-static inline long long atomicMin(long long *a, long long v) { long long old = *a; if (v < old) *a = v; return old; }
-static inline unsigned long long atomicOr(unsigned long long *a, unsigned long long v)
-{ unsigned long long old = *a; *a |= v; return old; }
-static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
-#define __syncthreads() ((void)0)  /* qgen_steps runs with one thread and one block per trial here */
-#define __threadfence() ((void)0)
-static inline void __nanosleep(unsigned) {}
-static inline long long __double_as_longlong(double x) { long long r; memcpy(&r, &x, sizeof r); return r; }
-static inline double __longlong_as_double(long long x) { double r; memcpy(&r, &x, sizeof r); return r; }
-"""
-
-LAUNCHER = r"""
-extern "C" void qgen_emulate_launch(void (*kernel)(int64_t), unsigned gx, unsigned gy, unsigned bx, int64_t n)
-{
-    gridDim = {gx, gy, 1};
-    blockDim = {bx, 1, 1};
-    for (unsigned y = 0; y < gy; ++y)
-        for (unsigned x = 0; x < gx; ++x)
-            for (unsigned t = 0; t < bx; ++t) {
-                blockIdx = {x, y, 0};
-                threadIdx = {t, 0, 0};
-                kernel(n);
-            }
-}
-extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx, unsigned gy, unsigned bx,
-                                   int64_t n0, int64_t count)
-{
-    gridDim = {gx, gy, 1};
-    blockDim = {bx, 1, 1};
-    for (unsigned y = 0; y < gy; ++y)
-        for (unsigned x = 0; x < gx; ++x)
-            for (unsigned t = 0; t < bx; ++t) {
-                blockIdx = {x, y, 0};
-                threadIdx = {t, 0, 0};
-                kernel(n0, count);
-            }
-}
-extern "C" void *qgen_emulate_state(void) { return &S; }
-extern "C" size_t qgen_emulate_state_size(void) { return sizeof S; }
-"""
-
-
-class _Buffer:
-    """Device memory of the emulation: host bytes."""
-
-    def __init__(self, nbytes: int) -> None:
-        self.data = np.zeros(nbytes, np.uint8)
-
-    def __int__(self) -> int:
-        return self.data.ctypes.data
-
-
-class _Function:
-    def __init__(self, library, name: str) -> None:
-        self.library, self.address = library, ctypes.cast(getattr(library, name), ctypes.c_void_p)
-
-    def prepare(self, formats: str):
-        assert formats in ("q", "qq")
-        return self
-
-    def prepared_call(self, grid, block, *args: int) -> None:
-        gx, gy = (tuple(grid) + (1,))[:2]
-        if len(args) == 2:  # qgen_steps(n0, count)
-            assert gx == 1, "the emulation runs qgen_steps with one block per trial"
-            self.library.qgen_emulate_steps(self.address, gx, gy, block[0], *map(ctypes.c_int64, args))
-        else:
-            self.library.qgen_emulate_launch(self.address, gx, gy, block[0], ctypes.c_int64(args[0]))
-
-
-class _Module:
-    def __init__(self, library) -> None:
-        self.library = library
-        library.qgen_emulate_launch.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
-                                                ctypes.c_int64]
-        library.qgen_emulate_steps.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
-                                               ctypes.c_int64, ctypes.c_int64]
-        library.qgen_emulate_state.restype = ctypes.c_void_p
-        library.qgen_emulate_state_size.restype = ctypes.c_size_t
-
-    def get_function(self, name: str) -> _Function:
-        return _Function(self.library, name)
-
-    def get_global(self, name: str) -> tuple[int, int]:
-        assert name == "S"
-        return self.library.qgen_emulate_state(), self.library.qgen_emulate_state_size()
-
-
-class EmulatedDriver:
-    """What qgen.targets.cuda asks of pycuda.driver, on the CPU."""
-
-    @staticmethod
-    def mem_alloc(nbytes: int) -> _Buffer:
-        return _Buffer(nbytes)
-
-    @staticmethod
-    def memcpy_htod(dest, src: np.ndarray) -> None:
-        ctypes.memmove(int(dest), src.ctypes.data, src.nbytes)
-
-    @staticmethod
-    def memcpy_dtoh(dest: np.ndarray, src) -> None:
-        ctypes.memmove(dest.ctypes.data, int(src), dest.nbytes)
-
-    @staticmethod
-    def memset_d8(buffer, value: int, nbytes: int) -> None:
-        ctypes.memset(int(buffer), value, nbytes)
-
-    @staticmethod
-    def module_from_file(path: str) -> _Module:
-        source = Path(path).parent / "model.cu"
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-        library = source.parent / f"emulated-{digest}.so"
-        if not library.is_file():
-            wrapper = source.parent / "emulated.cpp"
-            wrapper.write_text(SHIM + '#include "model.cu"\n' + LAUNCHER)
-            result = subprocess.run(["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o", str(library),
-                                     str(wrapper)], capture_output=True, text=True, timeout=600)
-            assert result.returncode == 0, result.stderr[-4000:]
-        return _Module(ctypes.CDLL(str(library)))
+EMULATED_THREADS = 8  # qgen_steps's threads per block in the emulation
+EMULATED_BLOCKS = 3  # and the most blocks per trial (a block per 8 neurons: 3 for every network here)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -187,8 +50,8 @@ def backend(request, monkeypatch):
     monkeypatch.setattr(cuda_target, "_MODULES", {})
     monkeypatch.setattr(cuda_target, "nvcc_version", lambda: "emulated (no nvcc)")
     monkeypatch.setattr(cuda_target, "compile_source", lambda source, cubin: Path(cubin).write_bytes(b""))
-    monkeypatch.setattr(cuda_target, "FUSED_THREADS", 1)  # one thread per block: its barriers hold trivially
-    monkeypatch.setattr(cuda_target, "_resident_blocks", lambda cuda, kernel: 1)  # and one block per trial
+    monkeypatch.setattr(cuda_target, "FUSED_THREADS", EMULATED_THREADS)
+    monkeypatch.setattr(cuda_target, "_resident_blocks", lambda cuda, kernel: EMULATED_BLOCKS * 2)  # batch 2
     return "emulated"
 
 
@@ -238,7 +101,6 @@ def test_cuda_drops_like_the_reference(backend, write_model, out, queue, timing)
     compare(result, reference, timing == "exact", "float64")
 
 
-@pytest.mark.parametrize("backend", ["gpu"], indirect=True)  # the emulation runs one block per trial
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 @pytest.mark.parametrize("queue", KINDS)
 def test_several_blocks_per_trial_meet_at_barriers(backend, write_model, out, queue, timing):
