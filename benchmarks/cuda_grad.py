@@ -7,7 +7,8 @@ benchmarks/rsnn_grad.py), 10,000 steps, only the spikes recorded; L = the sum of
 Per target, kind and batch (each trial with the same network): the forward (`sim.run`), the
 forward with the tape (`grad=True`) and `sim.backward`, medians after a warm-up, in µs per step
 of one trial. The C target runs its trials one per core (OpenMP); the CUDA target's backward runs
-a thread per trial (templates/cuda/adjoint.cu.j2). Both must give the same gradients (checked).
+a block per trial, its threads sharing the neurons (templates/cuda/adjoint.cu.j2). Both must give the
+same gradients (checked).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ of a per-step kernel runs its blocks and threads one after another (they never w
 a barrier there stops the process with a message). ``qgen_steps``, whose blocks of a trial meet at
 barriers, runs every thread of the launch as a fiber (``ucontext``) on one OS thread: a thread runs
 until it waits (``__syncthreads``, the spin of the trial's grid barrier through ``__nanosleep``),
-then the next one runs. So the kernels are run with several threads and blocks per trial, sharing
-their work as on the GPU, and the barriers must hold for the results to be right; what the
-emulation cannot show is a race between two instructions (threads switch only where they wait) or
-the order of atomic additions (they are plain operations).
+then the next one runs. ``qgen_backward``, whose threads of a block meet at barriers and share
+``__shared__`` variables (static here), runs a block at a time, its threads as fibers. So the kernels
+are run with several threads and blocks per trial, sharing their work as on the GPU, and the
+barriers must hold for the results to be right; what the emulation cannot show is a race between
+two instructions (threads switch only where they wait) or the order of atomic additions (they are
+plain operations).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ static qgen_dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __global__
 #define __device__
 #define __constant__
+#define __shared__ static  /* a block at a time where a kernel uses it (qgen_backward) */
 static inline int atomicAdd(int *a, int v) { int old = *a; *a += v; return old; }
 static inline unsigned long long atomicAdd(unsigned long long *a, unsigned long long v)
 { unsigned long long old = *a; *a += v; return old; }
@@ -56,6 +59,7 @@ static struct {
     qgen_fiber *fibers;
     int current, active;
     long *arrived, *live, *generation;  /* per block (x + y * gridDim.x): __syncthreads */
+    int *vote, *result;  /* per block: __syncthreads_or */
     ucontext_t scheduler;
 } qgen_emu;
 
@@ -65,24 +69,35 @@ static void qgen_yield(void)
     swapcontext(&qgen_emu.fibers[qgen_emu.current].context, &qgen_emu.scheduler);
 }
 
-static inline void __syncthreads(void)
+/* Every live thread of the block has arrived: open the barrier. */
+static void qgen_release(int block)
+{
+    qgen_emu.arrived[block] = 0;
+    qgen_emu.result[block] = qgen_emu.vote[block];
+    qgen_emu.vote[block] = 0;
+    ++qgen_emu.generation[block];
+}
+
+/* Wait for the block's other threads; whether any of them voted. */
+static int qgen_block_barrier(int vote)
 {
     if (!qgen_emu.active) {
         if (blockDim.x > 1) {
-            fprintf(stderr, "emulation: __syncthreads in a kernel launched without fibers\n");
+            fprintf(stderr, "emulation: a barrier in a kernel launched without fibers\n");
             abort();
         }
-        return;
+        return vote;
     }
     const int block = qgen_emu.fibers[qgen_emu.current].block.x + qgen_emu.fibers[qgen_emu.current].block.y * gridDim.x;
     const long seen = qgen_emu.generation[block];
-    if (++qgen_emu.arrived[block] == qgen_emu.live[block]) {
-        qgen_emu.arrived[block] = 0;
-        ++qgen_emu.generation[block];
-        return;
-    }
+    qgen_emu.vote[block] |= vote;
+    if (++qgen_emu.arrived[block] == qgen_emu.live[block]) qgen_release(block);
     while (qgen_emu.generation[block] == seen) qgen_yield();
+    return qgen_emu.result[block];
 }
+
+static inline void __syncthreads(void) { qgen_block_barrier(0); }
+static inline int __syncthreads_or(int predicate) { return qgen_block_barrier(predicate != 0); }
 
 static inline void __nanosleep(unsigned) { if (qgen_emu.active) qgen_yield(); }
 """
@@ -101,45 +116,43 @@ extern "C" void qgen_emulate_launch(void (*kernel)(int64_t), unsigned gx, unsign
             }
 }
 
-static void (*qgen_steps_kernel)(int64_t, int64_t);
-static int64_t qgen_steps_args[2];
+static void *qgen_fiber_kernel;
+static int qgen_fiber_arguments;
+static int64_t qgen_fiber_args[2];
 
 static void qgen_fiber_main(void)
 {
-    qgen_steps_kernel(qgen_steps_args[0], qgen_steps_args[1]);
+    if (qgen_fiber_arguments == 2)
+        ((void (*)(int64_t, int64_t))qgen_fiber_kernel)(qgen_fiber_args[0], qgen_fiber_args[1]);
+    else
+        ((void (*)(int64_t))qgen_fiber_kernel)(qgen_fiber_args[0]);
     qgen_fiber *f = &qgen_emu.fibers[qgen_emu.current];
     f->done = 1;
     const int block = f->block.x + f->block.y * gridDim.x;
     /* a finished thread no longer holds up its block's barrier */
-    if (--qgen_emu.live[block] > 0 && qgen_emu.arrived[block] == qgen_emu.live[block]) {
-        qgen_emu.arrived[block] = 0;
-        ++qgen_emu.generation[block];
-    }
+    if (--qgen_emu.live[block] > 0 && qgen_emu.arrived[block] == qgen_emu.live[block]) qgen_release(block);
 }  /* returns to the scheduler (uc_link) */
 
-/* Run every thread of the launch as a fiber, round robin from wait to wait. A thread that finished counts
-   as arrived at its block's barriers; blocks that never meet at the trial's barrier end with the kernel's
-   QGEN_BARRIER_STUCK (its spins are yields here). */
-extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx, unsigned gy, unsigned bx,
-                                  int64_t n0, int64_t count)
+/* Run the threads of blocks [first, last) as fibers, round robin from wait to wait. A thread that finished
+   counts as arrived at its block's barriers; blocks that never meet at a trial's barrier end with the
+   kernel's QGEN_BARRIER_STUCK (its spins are yields here). */
+static void qgen_run_fibers(int first, int last, unsigned bx)
 {
     const size_t stack = 256 << 10;
-    const int blocks = gx * gy, fibers = blocks * bx;
-    gridDim = {gx, gy, 1};
-    blockDim = {bx, 1, 1};
-    qgen_steps_kernel = kernel;
-    qgen_steps_args[0] = n0;
-    qgen_steps_args[1] = count;
+    const int blocks = gridDim.x * gridDim.y, fibers = (last - first) * bx;
     qgen_emu.fibers = (qgen_fiber *)calloc(fibers, sizeof(qgen_fiber));
     qgen_emu.arrived = (long *)calloc(blocks, sizeof(long));
     qgen_emu.live = (long *)calloc(blocks, sizeof(long));
     qgen_emu.generation = (long *)calloc(blocks, sizeof(long));
+    qgen_emu.vote = (int *)calloc(blocks, sizeof(int));
+    qgen_emu.result = (int *)calloc(blocks, sizeof(int));
     char *stacks = (char *)malloc((size_t)fibers * stack);
     for (int i = 0; i < fibers; ++i) {
         qgen_fiber *f = &qgen_emu.fibers[i];
+        const int block = first + i / bx;
         f->thread = {(unsigned)(i % bx), 0, 0};
-        f->block = {(unsigned)(i / bx % gx), (unsigned)(i / bx / gx), 0};
-        ++qgen_emu.live[i / bx];
+        f->block = {(unsigned)(block % gridDim.x), (unsigned)(block / gridDim.x), 0};
+        ++qgen_emu.live[block];
         getcontext(&f->context);
         f->context.uc_stack.ss_sp = stacks + (size_t)i * stack;
         f->context.uc_stack.ss_size = stack;
@@ -165,6 +178,25 @@ extern "C" void qgen_emulate_steps(void (*kernel)(int64_t, int64_t), unsigned gx
     free(qgen_emu.arrived);
     free(qgen_emu.live);
     free(qgen_emu.generation);
+    free(qgen_emu.vote);
+    free(qgen_emu.result);
+}
+
+/* A launch whose threads meet at barriers: every block at once (together: qgen_steps, whose blocks of a trial
+   meet) or a block at a time (qgen_backward: its __shared__ variables are static here). */
+extern "C" void qgen_emulate_fibers(void *kernel, int arguments, unsigned gx, unsigned gy, unsigned bx,
+                                    int64_t a0, int64_t a1, int together)
+{
+    gridDim = {gx, gy, 1};
+    blockDim = {bx, 1, 1};
+    qgen_fiber_kernel = kernel;
+    qgen_fiber_arguments = arguments;
+    qgen_fiber_args[0] = a0;
+    qgen_fiber_args[1] = a1;
+    if (together)
+        qgen_run_fibers(0, gx * gy, bx);
+    else
+        for (unsigned block = 0; block < gx * gy; ++block) qgen_run_fibers(block, block + 1, bx);
 }
 extern "C" void *qgen_emulate_state(void) { return &S; }
 extern "C" size_t qgen_emulate_state_size(void) { return sizeof S; }
@@ -183,7 +215,8 @@ class _Buffer:
 
 class _Function:
     def __init__(self, library, name: str) -> None:
-        self.library, self.address = library, ctypes.cast(getattr(library, name), ctypes.c_void_p)
+        self.library, self.name = library, name
+        self.address = ctypes.cast(getattr(library, name), ctypes.c_void_p)
 
     def prepare(self, formats: str):
         assert formats in ("q", "qq")
@@ -191,8 +224,10 @@ class _Function:
 
     def prepared_call(self, grid, block, *args: int) -> None:
         gx, gy = (tuple(grid) + (1,))[:2]
-        if len(args) == 2:  # qgen_steps(n0, count): its blocks meet at barriers
-            self.library.qgen_emulate_steps(self.address, gx, gy, block[0], *map(ctypes.c_int64, args))
+        if self.name in ("qgen_steps", "qgen_backward"):  # threads that meet at barriers
+            a0, a1 = (tuple(args) + (0,))[:2]
+            self.library.qgen_emulate_fibers(self.address, len(args), gx, gy, block[0], a0, a1,
+                                             self.name == "qgen_steps")
         else:
             self.library.qgen_emulate_launch(self.address, gx, gy, block[0], ctypes.c_int64(args[0]))
 
@@ -202,8 +237,8 @@ class _Module:
         self.library = library
         library.qgen_emulate_launch.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
                                                 ctypes.c_int64]
-        library.qgen_emulate_steps.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint,
-                                               ctypes.c_int64, ctypes.c_int64]
+        library.qgen_emulate_fibers.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+                                                ctypes.c_uint, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
         library.qgen_emulate_state.restype = ctypes.c_void_p
         library.qgen_emulate_state_size.restype = ctypes.c_size_t
 

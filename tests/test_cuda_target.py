@@ -6,8 +6,9 @@ Every test runs on two backends:
   the reason, where pycuda or a GPU is missing; ``scripts/gpu_check.sh`` runs it on a GPU machine.
 - ``emulated``: the same generated kernels compiled as C++ with g++ and run on the CPU behind a
   stand-in for pycuda's driver (tests/cuda_emulation.py): ``qgen_steps`` with EMULATED_THREADS
-  threads per block and EMULATED_BLOCKS blocks per trial as fibers that switch where they wait, so
-  the work shared between threads and blocks and the barriers between phases are exercised. It
+  threads per block and EMULATED_BLOCKS blocks per trial, ``qgen_backward`` with EMULATED_THREADS
+  threads per trial, as fibers that switch where they wait, so the work shared between threads and
+  blocks and the barriers between phases are exercised. It
   computes what the GPU computes, up to the order of atomic additions, and checks the runtime's
   host side (the state struct, uploads, launches, downloads, errors) on every CI run, without a GPU.
 
@@ -51,6 +52,7 @@ def backend(request, monkeypatch):
     monkeypatch.setattr(cuda_target, "nvcc_version", lambda: "emulated (no nvcc)")
     monkeypatch.setattr(cuda_target, "compile_source", lambda source, cubin: Path(cubin).write_bytes(b""))
     monkeypatch.setattr(cuda_target, "FUSED_THREADS", EMULATED_THREADS)
+    monkeypatch.setattr(cuda_target, "BACKWARD_THREADS", EMULATED_THREADS)
     monkeypatch.setattr(cuda_target, "_resident_blocks", lambda cuda, kernel: EMULATED_BLOCKS * 2)  # batch 2
     return "emulated"
 

@@ -216,7 +216,7 @@ def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict
         "push_pre": "qgen_push_pre" if any(pre_side(j) or staged(j) for j in projections) else None,
         "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
         "steps": "qgen_steps",  # all of the above for several steps, a few blocks per trial
-        "backward": "qgen_backward",  # a block of one thread per trial (builds with a backward pass)
+        "backward": "qgen_backward",  # a block per trial, its threads sharing the neurons (builds with a backward pass)
         "threads": THREADS,
     }
 

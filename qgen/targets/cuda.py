@@ -47,6 +47,7 @@ FUSED_THREADS = 256  # threads per block of qgen_steps
 FUSED_NEURONS_PER_THREAD = 1  # qgen_steps takes a block per FUSED_THREADS × this many neurons of the largest population
 FUSED_MAX_NEURONS = 8192  # per block: fuse steps by default while the blocks the GPU holds at once cover the network
 FUSED_STEPS = 2000  # steps per launch of qgen_steps
+BACKWARD_THREADS = 256  # the most threads per block (a trial) of qgen_backward, sharing its neurons
 DEFAULT_HEAP_MB = 1024  # the device heap of the backward pass (QGEN_CUDA_HEAP_MB)
 FIFO_WINDOW = 64  # the most steps of a window where fifo lines are pushed (a bit per step)
 WINDOW_BYTES = 256 << 20  # the most device memory that windows of several steps take (spike lists, staging rows)
@@ -333,8 +334,8 @@ class Device:
         if self.build.manifest["plan"].get("gradients") == "cuda":
             self.kernels[plan["backward"]] = self.module.get_function(plan["backward"]).prepare("q")
         self.plan = plan
-        largest = max((p["size"] for p in self.build.manifest["plan"]["populations"] if p["kind"] is not None),
-                      default=0)
+        self.largest = largest = max((p["size"] for p in self.build.manifest["plan"]["populations"]
+                                      if p["kind"] is not None), default=0)
         # qgen_steps: blocks of a trial meet at barriers, so all of them must run at once
         self.resident = resident = max(1, _resident_blocks(self.cuda, self.kernels[plan["steps"]]) // sim.batch)
         if sim.blocks is not None and sim.blocks > resident:
@@ -462,11 +463,13 @@ class Device:
         return status
 
     def backward(self, errors) -> int:
-        """The backward pass of the last run (templates/cuda/adjoint.cu.j2): a block of one thread per trial."""
+        """The backward pass of the last run (templates/cuda/adjoint.cu.j2): a block per trial, its threads
+        sharing the neurons (whole warps, no more than the largest population needs)."""
         self.upload(("backward",))
         self.write_struct()
+        threads = min(BACKWARD_THREADS, 32 * max(1, math.ceil(self.largest / 32)))
         try:
-            self.kernels[self.plan["backward"]].prepared_call((self.sim.batch, 1), (1, 1, 1), 0)
+            self.kernels[self.plan["backward"]].prepared_call((self.sim.batch, 1), (threads, 1, 1), 0)
             status = self.read_errors(errors)
         except getattr(self.cuda, "Error", ()) as err:
             raise SimulationError(Code.MODEL_RUNTIME, f"the GPU stopped the backward pass of {self.build.source} "

@@ -1862,15 +1862,22 @@ typedef struct {
     int64_t D;
     qgen_arrival *seg;  /* the arrivals of the steps of one segment */
     int64_t n_seg, cap_seg;
+    qgen_drop *drops[2];
+    int64_t n_drops[2];
+} qgen_back;
+
+/* The scratch of one thread going through one neuron's step at a time. */
+typedef struct {
     qgen_jump *jumps;
     int64_t cap_jumps;
     double *flow_t, *flow_delta;  /* per sub-interval of one neuron's step: start, width, */
     int32_t *flow_ref;  /* refractory, */
     real *flow_x, *jump_x;  /* state at its start; state before each jump */
     int64_t cap_flows;
-    qgen_drop *drops[2];
-    int64_t n_drops[2];
-} qgen_back;
+} qgen_work;
+
+/* A sum that the threads of one trial share (one thread in the C target; atomic in the CUDA target's). */
+#define QGEN_SHARED_ADD(p, v) (*(p) += (v))
 
 static int grow(void **p, int64_t *cap, int64_t need, size_t size)
 {
@@ -1884,7 +1891,7 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t size)
     return QGEN_OK;
 }
 
-static int grow_flows(qgen_back *bk, int64_t need, int n)
+static int grow_flows(qgen_work *bk, int64_t need, int n)
 {
     if (need <= bk->cap_flows) return QGEN_OK;
     int64_t cap = bk->cap_flows ? bk->cap_flows : 16;
@@ -1940,6 +1947,20 @@ static void group_arrivals(const qgen_arrival *a, int64_t n, qgen_arrival *out, 
     for (int64_t e = 0; e < n; ++e) ++count[qgen_pop_base[a[e].pop] + a[e].target + 1];
     for (int64_t k = 1; k <= QGEN_ALL_NEURONS; ++k) count[k] += count[k - 1];
     for (int64_t e = 0; e < n; ++e) out[count[qgen_pop_base[a[e].pop] + a[e].target]++] = a[e];
+}
+
+/* Where the arrivals of a neuron (key: qgen_pop_base[population] + index) start among a step's grouped
+   arrivals ev[0..ne), searched from e, where those of an earlier neuron start: O(1) for the next neuron. */
+static inline int64_t arrivals_from(const qgen_arrival *ev, int64_t ne, int64_t key, int64_t e)
+{
+    if (e >= ne || qgen_pop_base[ev[e].pop] + ev[e].target >= key) return e;
+    int64_t lo = e + 1, hi = ne;  /* ev[lo - 1] is an earlier neuron's */
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (qgen_pop_base[ev[mid].pop] + ev[mid].target < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
 }
 
 /* One neuron's jumps in forward order. */
@@ -1999,7 +2020,7 @@ static inline void flow_gradient(const real *Dg, const double *lam, const real *
             for (int j = 0; j < n; ++j) r += row[j] * x[j];
             sum += lam[i] * r;
         }
-        grad[q] += sum;
+        QGEN_SHARED_ADD(&grad[q], sum);
     }
 }
 
@@ -2078,7 +2099,7 @@ static int push_emission(qgen_state *s, qgen_back *bk, const qgen_emission *e, i
 
 /* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
 static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
-                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *bk, int64_t *m_out)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     int64_t m = 0;
@@ -2113,7 +2134,7 @@ static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
 /* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
    sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
 static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
-                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+                           double tref, double t0, double t1, int64_t m, qgen_work *bk, int store)
 {
     if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
     const int64_t row = (b * 120 + j) * s->H1;
@@ -2159,16 +2180,18 @@ static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, 
     return QGEN_OK;
 }
 
-/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+/* Replay step n of the segment for neurons first, first + stride, ...: the states at t1 (X1) from those at
+   t0 (X0); rc: each neuron's next spike. */
 static int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *bk, int64_t first,
+                          int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const double tref = d[23];
     int64_t e = 0;
-    while (e < ne && ev[e].pop != 1) ++e;
     const int32_t *count = s->pop1_hid_tape_count + b * 120;
-    for (int64_t j = 0; j < 120; ++j) {
+    for (int64_t j = first; j < 120; j += stride) {
+        e = arrivals_from(ev, ne, qgen_pop_base[1] + j, e);
         int64_t e1 = e;
         while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
         const int64_t row = (b * 120 + j) * s->H1;
@@ -2207,11 +2230,11 @@ static inline void arrive_pop1_hid(qgen_state *s, int64_t b, const real *p, cons
         if (ref) LIF_adj_event_refractory(p, xm, w, lam_r, o);
         else
         LIF_adj_event(p, xm, w, lam_r, o);
-        grad[0] += o[4];
-        grad[1] += o[5];
-        grad[2] += o[6];
-        grad[3] += o[7];
-        grad[4] += o[8];
+        QGEN_SHARED_ADD(&grad[0], o[4]);
+        QGEN_SHARED_ADD(&grad[1], o[5]);
+        QGEN_SHARED_ADD(&grad[2], o[6]);
+        QGEN_SHARED_ADD(&grad[3], o[7]);
+        QGEN_SHARED_ADD(&grad[4], o[8]);
     } else {  /* no parameter gradients */
         if (ref) LIF_adj_event_refractory_lam(p, xm, w, lam_r, o);
         else
@@ -2227,14 +2250,14 @@ static inline void arrive_pop1_hid(qgen_state *s, int64_t b, const real *p, cons
     default:
         break;
     }
-    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+    if (src_pop >= 0 && dts[src_pop]) QGEN_SHARED_ADD(&dts[src_pop][src], time);  /* from other neurons' threads */
 }
 
-/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
-   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+/* Step n backwards for neurons first, first + stride, ...: λ at t1 to λ at t0; X0: the states at t0 (NULL: not
+   needed); cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
 static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
-                        const real *Dg, const real *Dg_ref, double **dts)
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *bk,
+                        const real *Dg, const real *Dg_ref, double **dts, int64_t first, int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const double tref = d[23];
@@ -2243,9 +2266,9 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
     real Dtmp[30];
     (void)zero;
     int64_t e = 0;
-    while (e < ne && ev[e].pop != 1) ++e;
-    for (int64_t j = 0; j < 120; ++j) {
+    for (int64_t j = first; j < 120; j += stride) {
         double *lam = lam_all + j * 2;
+        e = arrivals_from(ev, ne, qgen_pop_base[1] + j, e);
         int64_t e1 = e;
         while (e1 < ne && ev[e1].pop == 1 && ev[e1].target == j) ++e1;
         const int64_t row = (b * 120 + j) * s->H1;
@@ -2318,11 +2341,11 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             }
             else if (jp->rank == 0) {  /* the end of spike k's refractory period */
                 const double time = LIF_adj_end(p, s->pop1_hid_tape_end + (row + jp->k) * 2, lam_r);
-                dt_k[jp->k] += time;
+                QGEN_SHARED_ADD(&dt_k[jp->k], time);
                 if (X0) {
                     real period[5];
                     LIF_adj_period(p, period);
-                    for (int q = 0; q < 5; ++q) grad[q] += time * period[q];
+                    for (int q = 0; q < 5; ++q) QGEN_SHARED_ADD(&grad[q], time * period[q]);
                 }
             } else {  /* spike k */
                 const real *xk = s->pop1_hid_tape_x + (row + jp->k) * 2;
@@ -2331,11 +2354,11 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
                     real o[8];
                     if (X0) {
                         LIF_adj_reset(p, xk, lam_r, o);
-                        grad[0] += o[3];
-                        grad[1] += o[4];
-                        grad[2] += o[5];
-                        grad[3] += o[6];
-                        grad[4] += o[7];
+                        QGEN_SHARED_ADD(&grad[0], o[3]);
+                        QGEN_SHARED_ADD(&grad[1], o[4]);
+                        QGEN_SHARED_ADD(&grad[2], o[5]);
+                        QGEN_SHARED_ADD(&grad[3], o[6]);
+                        QGEN_SHARED_ADD(&grad[4], o[7]);
                     } else {
                         LIF_adj_reset_lam(p, xk, lam_r, o);
                     }
@@ -2345,11 +2368,11 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
                     real o[7];
                     if (X0) {
                         LIF_adj_spike(p, xk, lam_r, (real)dL, o);
-                        grad[0] += o[2];
-                        grad[1] += o[3];
-                        grad[2] += o[4];
-                        grad[3] += o[5];
-                        grad[4] += o[6];
+                        QGEN_SHARED_ADD(&grad[0], o[2]);
+                        QGEN_SHARED_ADD(&grad[1], o[3]);
+                        QGEN_SHARED_ADD(&grad[2], o[4]);
+                        QGEN_SHARED_ADD(&grad[3], o[5]);
+                        QGEN_SHARED_ADD(&grad[4], o[6]);
                     } else {
                         LIF_adj_spike_lam(p, xk, lam_r, (real)dL, o);
                     }
@@ -2365,7 +2388,7 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
 
 /* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
 static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
-                         int64_t c_lo, int64_t c_hi, double tref, qgen_back *bk, int64_t *m_out)
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *bk, int64_t *m_out)
 {
     const double t0 = n * QGEN_DT;
     int64_t m = 0;
@@ -2389,7 +2412,7 @@ static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
 /* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
    sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
 static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
-                           double tref, double t0, double t1, int64_t m, qgen_back *bk, int store)
+                           double tref, double t0, double t1, int64_t m, qgen_work *bk, int store)
 {
     if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
     (void)s;
@@ -2427,15 +2450,17 @@ static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, 
     return QGEN_OK;
 }
 
-/* Replay step n of the segment: the states at t1 (X1) from those at t0 (X0); rc: each neuron's next spike. */
+/* Replay step n of the segment for neurons first, first + stride, ...: the states at t1 (X1) from those at
+   t0 (X0); rc: each neuron's next spike. */
 static int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                          real *X1, int64_t *rc, const real *p, const real *d, qgen_back *bk)
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *bk, int64_t first,
+                          int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const double tref = 0;
     int64_t e = 0;
-    while (e < ne && ev[e].pop != 2) ++e;
-    for (int64_t j = 0; j < 3; ++j) {
+    for (int64_t j = first; j < 3; j += stride) {
+        e = arrivals_from(ev, ne, qgen_pop_base[2] + j, e);
         int64_t e1 = e;
         while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
         const int64_t c_lo = 0, c_hi = 0;
@@ -2470,8 +2495,8 @@ static inline void arrive_pop2_out(qgen_state *s, int64_t b, const real *p, cons
     (void)ref;
     if (params) {
         LI_adj_event(p, xm, w, lam_r, o);
-        grad[0] += o[4];
-        grad[1] += o[5];
+        QGEN_SHARED_ADD(&grad[0], o[4]);
+        QGEN_SHARED_ADD(&grad[1], o[5]);
     } else {  /* no parameter gradients */
         LI_adj_event_lam(p, xm, w, lam_r, o);
     }
@@ -2485,14 +2510,14 @@ static inline void arrive_pop2_out(qgen_state *s, int64_t b, const real *p, cons
     default:
         break;
     }
-    if (src_pop >= 0 && dts[src_pop]) dts[src_pop][src] += time;
+    if (src_pop >= 0 && dts[src_pop]) QGEN_SHARED_ADD(&dts[src_pop][src], time);  /* from other neurons' threads */
 }
 
-/* Step n backwards: λ at t1 to λ at t0 for every neuron; X0: the states at t0 (NULL: not needed);
-   cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
+/* Step n backwards for neurons first, first + stride, ...: λ at t1 to λ at t0; X0: the states at t0 (NULL: not
+   needed); cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
 static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_back *bk,
-                        const real *Dg, const real *Dg_ref, double **dts)
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *bk,
+                        const real *Dg, const real *Dg_ref, double **dts, int64_t first, int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const double tref = 0;
@@ -2502,9 +2527,9 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
     (void)cursor;
     (void)zero;
     int64_t e = 0;
-    while (e < ne && ev[e].pop != 2) ++e;
-    for (int64_t j = 0; j < 3; ++j) {
+    for (int64_t j = first; j < 3; j += stride) {
         double *lam = lam_all + j * 2;
+        e = arrivals_from(ev, ne, qgen_pop_base[2] + j, e);
         int64_t e1 = e;
         while (e1 < ne && ev[e1].pop == 2 && ev[e1].target == j) ++e1;
         const int64_t c_lo = 0, c_hi = 0;
@@ -2567,33 +2592,46 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
     return QGEN_OK;
 }
 
-static int backward_trial(qgen_state *s, int64_t b)
-{
-    const int64_t T = s->T, K = s->ckpt_every > 0 ? s->ckpt_every : 64;
-    const int states = s->need_states && s->ckpt_every > 0;
-    int rc = QGEN_OUT_OF_MEMORY;
+/* What the phases of one trial's backward pass share: the reverse calendar and a segment's arrivals (bk),
+   the spikes still to enter the calendar (em[0..next]), where each step's arrivals lie (seg_lo, seg_hi),
+   and per population each neuron's tape cursor, replay cursor and replayed states (xs). */
+typedef struct {
     qgen_back bk;
-    memset(&bk, 0, sizeof bk);
-    qgen_emission *em = NULL;
-    int64_t *seg_lo = (int64_t *)malloc((size_t)K * sizeof *seg_lo), *seg_hi = (int64_t *)malloc((size_t)K * sizeof *seg_hi);
-    int64_t *group = (int64_t *)malloc((QGEN_ALL_NEURONS + 1) * sizeof *group);
-    int64_t n_em = 0, span = 1, next, seg;
-    double *dts[3] = {0};
-    int64_t *cursor1 = (int64_t *)calloc(120, sizeof(int64_t));
-    int64_t *replay1 = (int64_t *)calloc(120, sizeof(int64_t));
-    real *xs1 = states ? (real *)malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
-    dts[1] = s->pop1_hid_tape_dt + b * 120 * s->H1;
-    int64_t *cursor2 = (int64_t *)calloc(3, sizeof(int64_t));
-    int64_t *replay2 = (int64_t *)calloc(3, sizeof(int64_t));
-    real *xs2 = states ? (real *)malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
-    if (!seg_lo || !seg_hi || !group) goto done;
-    if (!cursor1 || !replay1 || (states && !xs1)) goto done;
-    if (!cursor2 || !replay2 || (states && !xs2)) goto done;
+    qgen_emission *em;
+    int64_t next, span, K;
+    int states;
+    int64_t *seg_lo, *seg_hi, *group;
+    int64_t *cursor1, *replay1;
+    real *xs1;
+    int64_t *cursor2, *replay2;
+    real *xs2;
+} qgen_trial_back;
+
+/* Trial b's backward pass set up in tb (zeroed): its spikes sorted by step, its drop logs sorted for
+   lookups, the reverse calendar one maximum delay long, the tape cursors at the end. */
+static int backward_setup(qgen_state *s, int64_t b, qgen_trial_back *tb)
+{
+    const int64_t K = tb->K = s->ckpt_every > 0 ? s->ckpt_every : 64;
+    const int states = tb->states = s->need_states && s->ckpt_every > 0;
+    int64_t n_em = 0;
+    tb->span = 1;
+    tb->seg_lo = (int64_t *)malloc((size_t)K * sizeof *tb->seg_lo);
+    tb->seg_hi = (int64_t *)malloc((size_t)K * sizeof *tb->seg_hi);
+    tb->group = (int64_t *)malloc((QGEN_ALL_NEURONS + 1) * sizeof *tb->group);
+    if (!tb->seg_lo || !tb->seg_hi || !tb->group) return QGEN_OUT_OF_MEMORY;
+    tb->cursor1 = (int64_t *)calloc(120, sizeof(int64_t));
+    tb->replay1 = (int64_t *)calloc(120, sizeof(int64_t));
+    tb->xs1 = states ? (real *)malloc((size_t)(K + 1) * 240 * sizeof(real)) : NULL;
+    if (!tb->cursor1 || !tb->replay1 || (states && !tb->xs1)) return QGEN_OUT_OF_MEMORY;
+    tb->cursor2 = (int64_t *)calloc(3, sizeof(int64_t));
+    tb->replay2 = (int64_t *)calloc(3, sizeof(int64_t));
+    tb->xs2 = states ? (real *)malloc((size_t)(K + 1) * 6 * sizeof(real)) : NULL;
+    if (!tb->cursor2 || !tb->replay2 || (states && !tb->xs2)) return QGEN_OUT_OF_MEMORY;
     /* the spikes to push, by step */
     n_em += s->pop0_inp_in_start[b + 1] - s->pop0_inp_in_start[b];
     for (int64_t j = 0; j < 120; ++j) n_em += s->pop1_hid_tape_count[b * 120 + j];
-    em = (qgen_emission *)malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
-    if (!em) goto done;
+    qgen_emission *em = tb->em = (qgen_emission *)malloc((size_t)(n_em > 0 ? n_em : 1) * sizeof *em);
+    if (!em) return QGEN_OUT_OF_MEMORY;
     n_em = 0;
     for (int64_t k = s->pop0_inp_in_start[b]; k < s->pop0_inp_in_start[b + 1]; ++k) {
         const qgen_emission input = {s->pop0_inp_in_step[k], s->pop0_inp_in_time[k], 0,
@@ -2609,152 +2647,206 @@ static int backward_trial(qgen_state *s, int64_t b)
         }
     }
     qsort(em, (size_t)n_em, sizeof *em, compare_emissions);
+    tb->next = n_em - 1;
     /* the drop logs, sorted for lookups; the reverse calendar, one maximum delay long */
     {
         const int64_t count = s->prj0_inp__hid_drops[b] < s->L0 ? s->prj0_inp__hid_drops[b] : s->L0;
-        bk.drops[0] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
-        if (!bk.drops[0]) goto done;
+        qgen_drop *drops = tb->bk.drops[0] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!drops) return QGEN_OUT_OF_MEMORY;
         for (int64_t k = 0; k < count; ++k) {
             const qgen_drop drop = {s->prj0_inp__hid_drop_syn[b * s->L0 + k],
                                     s->prj0_inp__hid_drop_key[b * s->L0 + k]};
-            bk.drops[0][k] = drop;
+            drops[k] = drop;
         }
-        qsort(bk.drops[0], (size_t)count, sizeof(qgen_drop), compare_drops);
-        bk.n_drops[0] = count;
+        qsort(drops, (size_t)count, sizeof(qgen_drop), compare_drops);
+        tb->bk.n_drops[0] = count;
         for (int64_t syn = 0; syn < s->S0; ++syn) {
             const int64_t steps = (int64_t)ceil(s->prj0_inp__hid_delay[syn] / QGEN_DT) + 2;
-            if (steps > span) span = steps;
+            if (steps > tb->span) tb->span = steps;
         }
     }
     {
         const int64_t count = s->prj1_hid__out_drops[b] < s->L1 ? s->prj1_hid__out_drops[b] : s->L1;
-        bk.drops[1] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
-        if (!bk.drops[1]) goto done;
+        qgen_drop *drops = tb->bk.drops[1] = (qgen_drop *)malloc((size_t)(count > 0 ? count : 1) * sizeof(qgen_drop));
+        if (!drops) return QGEN_OUT_OF_MEMORY;
         for (int64_t k = 0; k < count; ++k) {
             const qgen_drop drop = {s->prj1_hid__out_drop_syn[b * s->L1 + k],
                                     s->prj1_hid__out_drop_key[b * s->L1 + k]};
-            bk.drops[1][k] = drop;
+            drops[k] = drop;
         }
-        qsort(bk.drops[1], (size_t)count, sizeof(qgen_drop), compare_drops);
-        bk.n_drops[1] = count;
+        qsort(drops, (size_t)count, sizeof(qgen_drop), compare_drops);
+        tb->bk.n_drops[1] = count;
         for (int64_t syn = 0; syn < s->S1; ++syn) {
             const int64_t steps = (int64_t)ceil(s->prj1_hid__out_delay[syn] / QGEN_DT) + 2;
-            if (steps > span) span = steps;
+            if (steps > tb->span) tb->span = steps;
         }
     }
-    bk.D = span + 1;
-    bk.slots = (qgen_slot *)calloc((size_t)bk.D, sizeof *bk.slots);
-    if (!bk.slots) goto done;
-    for (int64_t j = 0; j < 120; ++j) cursor1[j] = s->pop1_hid_tape_count[b * 120 + j];
-    next = n_em - 1;
-    seg = s->NSEG - 1;
-    for (int64_t m1 = T; m1 > 0;) {
-        const int64_t m0 = ((m1 - 1) / K) * K;
-        /* the arrivals of steps m1-1 .. m0, from the reverse calendar */
-        bk.n_seg = 0;
-        for (int64_t n = m1 - 1; n >= m0; --n) {
-            while (next >= 0 && em[next].step >= n - span) {
-                if (push_emission(s, &bk, &em[next], T)) goto done;
-                --next;
-            }
-            qgen_slot *slot = &bk.slots[n % bk.D];
-            if (grow((void **)&bk.seg, &bk.cap_seg, bk.n_seg + slot->n, sizeof *bk.seg)) goto done;
-            seg_lo[n - m0] = bk.n_seg;
-            group_arrivals(slot->a, slot->n, bk.seg + bk.n_seg, group);
-            bk.n_seg += slot->n;
-            seg_hi[n - m0] = bk.n_seg;
-            slot->n = 0;
+    tb->bk.D = tb->span + 1;
+    tb->bk.slots = (qgen_slot *)calloc((size_t)tb->bk.D, sizeof *tb->bk.slots);
+    if (!tb->bk.slots) return QGEN_OUT_OF_MEMORY;
+    for (int64_t j = 0; j < 120; ++j) tb->cursor1[j] = s->pop1_hid_tape_count[b * 120 + j];
+    return QGEN_OK;
+}
+
+/* The arrivals of steps m1 - 1, ..., m0 from the reverse calendar, each step's grouped by target:
+   step n's are bk.seg[seg_lo[n - m0], seg_hi[n - m0]). */
+static int backward_arrivals(qgen_state *s, qgen_trial_back *tb, int64_t m0, int64_t m1)
+{
+    qgen_back *bk = &tb->bk;
+    bk->n_seg = 0;
+    for (int64_t n = m1 - 1; n >= m0; --n) {
+        while (tb->next >= 0 && tb->em[tb->next].step >= n - tb->span) {
+            if (push_emission(s, bk, &tb->em[tb->next], s->T)) return QGEN_OUT_OF_MEMORY;
+            --tb->next;
         }
-        if (states) {  /* replay the segment from its checkpoint: the state at the start of each step */
-            int64_t g = seg;
-            while (g > 0 && s->seg_start[g] > m0) --g;
-            memcpy(xs1, s->pop1_hid_ckpt_x + (b * s->NK + m0 / K) * 240,
-                   240 * sizeof(real));
-            for (int64_t j = 0; j < 120; ++j) {
-                int64_t k = cursor1[j];
-                const int64_t row = (b * 120 + j) * s->H1;
-                while (k > 0 && s->pop1_hid_tape_step[row + k - 1] >= m0) --k;
-                replay1[j] = k;
-            }
-            memcpy(xs2, s->pop2_out_ckpt_x + (b * s->NK + m0 / K) * 6,
-                   6 * sizeof(real));
-            for (int64_t n = m0; n < m1 - 1; ++n) {
-                while (g + 1 < s->NSEG && s->seg_start[g + 1] <= n) ++g;
-                const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
-                const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
-                if (replay_pop1_hid(s, b, n, ev, ne, xs1 + (n - m0) * 240,
-                                        xs1 + (n - m0 + 1) * 240, replay1,
-                                        s->pop1_hid_seg_params + g * 5,
-                                        s->pop1_hid_seg_derived + g * 29, &bk))
-                    goto done;
-                if (replay_pop2_out(s, b, n, ev, ne, xs2 + (n - m0) * 6,
-                                        xs2 + (n - m0 + 1) * 6, replay2,
-                                        s->pop2_out_seg_params + g * 2,
-                                        s->pop2_out_seg_derived + g * 29, &bk))
-                    goto done;
-            }
+        qgen_slot *slot = &bk->slots[n % bk->D];
+        if (grow((void **)&bk->seg, &bk->cap_seg, bk->n_seg + slot->n, sizeof *bk->seg)) return QGEN_OUT_OF_MEMORY;
+        tb->seg_lo[n - m0] = bk->n_seg;
+        group_arrivals(slot->a, slot->n, bk->seg + bk->n_seg, tb->group);
+        bk->n_seg += slot->n;
+        tb->seg_hi[n - m0] = bk->n_seg;
+        slot->n = 0;
+    }
+    return QGEN_OK;
+}
+
+/* Replay the segment's steps m0, ..., m1 - 2 forward from its checkpoint for neurons first, first + stride,
+   ... of each population: the state at the start of each step, for the parameter gradients. A neuron's
+   replay needs nothing of other neurons. */
+static int backward_replay(qgen_state *s, int64_t b, qgen_trial_back *tb, qgen_work *w, int64_t m0, int64_t m1,
+                           int64_t first, int64_t stride)
+{
+    int64_t g = s->NSEG - 1;
+    while (g > 0 && s->seg_start[g] > m0) --g;
+    for (int64_t j = first; j < 120; j += stride) {
+        memcpy(tb->xs1 + j * 2,
+               s->pop1_hid_ckpt_x + ((b * s->NK + m0 / tb->K) * 120 + j) * 2,
+               2 * sizeof(real));
+        int64_t k = tb->cursor1[j];
+        const int64_t row = (b * 120 + j) * s->H1;
+        while (k > 0 && s->pop1_hid_tape_step[row + k - 1] >= m0) --k;
+        tb->replay1[j] = k;
+    }
+    for (int64_t j = first; j < 3; j += stride) {
+        memcpy(tb->xs2 + j * 2,
+               s->pop2_out_ckpt_x + ((b * s->NK + m0 / tb->K) * 3 + j) * 2,
+               2 * sizeof(real));
+    }
+    for (int64_t n = m0; n < m1 - 1; ++n) {
+        while (g + 1 < s->NSEG && s->seg_start[g + 1] <= n) ++g;
+        const qgen_arrival *ev = tb->bk.seg + tb->seg_lo[n - m0];
+        const int64_t ne = tb->seg_hi[n - m0] - tb->seg_lo[n - m0];
+        if (replay_pop1_hid(s, b, n, ev, ne, tb->xs1 + (n - m0) * 240,
+                                tb->xs1 + (n - m0 + 1) * 240, tb->replay1,
+                                s->pop1_hid_seg_params + g * 5,
+                                s->pop1_hid_seg_derived + g * 29, w, first, stride))
+            return QGEN_OUT_OF_MEMORY;
+        if (replay_pop2_out(s, b, n, ev, ne, tb->xs2 + (n - m0) * 6,
+                                tb->xs2 + (n - m0 + 1) * 6, tb->replay2,
+                                s->pop2_out_seg_params + g * 2,
+                                s->pop2_out_seg_derived + g * 29, w, first, stride))
+            return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+/* Step n of the segment from m0 backwards (seg: its run of parameters) for neurons first, first + stride,
+   ... of each population. It reads the dL/dt of the step's spikes, which later steps' arrivals added. */
+static int backward_step(qgen_state *s, int64_t b, qgen_trial_back *tb, qgen_work *w, int64_t n, int64_t m0,
+                         int64_t seg, int64_t first, int64_t stride)
+{
+    const int64_t T = s->T;
+    const int states = tb->states;
+    const qgen_arrival *ev = tb->bk.seg + tb->seg_lo[n - m0];
+    const int64_t ne = tb->seg_hi[n - m0] - tb->seg_lo[n - m0];
+    double *dts[3] = {0};
+    dts[1] = s->pop1_hid_tape_dt + b * 120 * s->H1;
+    (void)T;
+    for (int64_t j = first; j < 3; j += stride) {  /* the trace cotangents at the end of step n */
+        s->pop2_out_lam[(b * 3 + j) * 2 + 0]
+            += s->pop2_out_cot_v[(b * T + n) * 3 + j];
+    }
+    {
+        const real *p = s->pop1_hid_seg_params + seg * 5;
+        const real *d = s->pop1_hid_seg_derived + seg * 29;
+        real Dg[30], Dg_ref[30];
+        if (states) {
+            LIF_propagator_gradients(p, (real)QGEN_DT, Dg);
+            LIF_propagator_gradients_refractory(p, (real)QGEN_DT, Dg_ref);
         }
-        for (int64_t n = m1 - 1; n >= m0; --n) {
+        if (back_pop1_hid(s, b, n, ev, ne, states ? tb->xs1 + (n - m0) * 240 : NULL,
+                              tb->cursor1, p, d, s->pop1_hid_pgrad + (b * s->NSEG + seg) * 5,
+                              w, Dg, Dg_ref, dts, first, stride))
+            return QGEN_OUT_OF_MEMORY;
+    }
+    {
+        const real *p = s->pop2_out_seg_params + seg * 2;
+        const real *d = s->pop2_out_seg_derived + seg * 29;
+        real Dg[12], Dg_ref[12];
+        if (states) {
+            LI_propagator_gradients(p, (real)QGEN_DT, Dg);
+            memcpy(Dg_ref, Dg, sizeof Dg);
+        }
+        if (back_pop2_out(s, b, n, ev, ne, states ? tb->xs2 + (n - m0) * 6 : NULL,
+                              tb->cursor2, p, d, s->pop2_out_pgrad + (b * s->NSEG + seg) * 2,
+                              w, Dg, Dg_ref, dts, first, stride))
+            return QGEN_OUT_OF_MEMORY;
+    }
+    return QGEN_OK;
+}
+
+static void backward_free(qgen_trial_back *tb)
+{
+    free(tb->em);
+    free(tb->seg_lo);
+    free(tb->seg_hi);
+    free(tb->group);
+    free(tb->cursor1);
+    free(tb->replay1);
+    free(tb->xs1);
+    free(tb->cursor2);
+    free(tb->replay2);
+    free(tb->xs2);
+    if (tb->bk.slots)
+        for (int64_t k = 0; k < tb->bk.D; ++k) free(tb->bk.slots[k].a);
+    free(tb->bk.slots);
+    free(tb->bk.seg);
+    free(tb->bk.drops[0]);
+    free(tb->bk.drops[1]);
+}
+
+static void work_free(qgen_work *w)
+{
+    free(w->jumps);
+    free(w->flow_t);
+    free(w->flow_delta);
+    free(w->flow_ref);
+    free(w->flow_x);
+    free(w->jump_x);
+}
+
+/* Trial b in reverse time, a segment of ckpt_every steps at a time: its arrivals, its replay (parameter
+   gradients), then its steps backwards. */
+static int backward_trial(qgen_state *s, int64_t b)
+{
+    qgen_trial_back tb;
+    qgen_work w;
+    memset(&tb, 0, sizeof tb);
+    memset(&w, 0, sizeof w);
+    int rc = backward_setup(s, b, &tb);
+    int64_t seg = s->NSEG - 1;
+    for (int64_t m1 = s->T; m1 > 0 && !rc;) {
+        const int64_t m0 = ((m1 - 1) / tb.K) * tb.K;
+        rc = backward_arrivals(s, &tb, m0, m1);
+        if (!rc && tb.states) rc = backward_replay(s, b, &tb, &w, m0, m1, 0, 1);
+        for (int64_t n = m1 - 1; n >= m0 && !rc; --n) {
             while (seg > 0 && s->seg_start[seg] > n) --seg;
-            const qgen_arrival *ev = bk.seg + seg_lo[n - m0];
-            const int64_t ne = seg_hi[n - m0] - seg_lo[n - m0];
-            for (int64_t j = 0; j < 3; ++j) {  /* the trace cotangents at the end of step n */
-                s->pop2_out_lam[(b * 3 + j) * 2 + 0]
-                    += s->pop2_out_cot_v[(b * T + n) * 3 + j];
-            }
-            {
-                const real *p = s->pop1_hid_seg_params + seg * 5;
-                const real *d = s->pop1_hid_seg_derived + seg * 29;
-                real Dg[30], Dg_ref[30];
-                if (states) {
-                    LIF_propagator_gradients(p, (real)QGEN_DT, Dg);
-                    LIF_propagator_gradients_refractory(p, (real)QGEN_DT, Dg_ref);
-                }
-                if (back_pop1_hid(s, b, n, ev, ne, states ? xs1 + (n - m0) * 240 : NULL,
-                                      cursor1, p, d, s->pop1_hid_pgrad + (b * s->NSEG + seg) * 5,
-                                      &bk, Dg, Dg_ref, dts))
-                    goto done;
-            }
-            {
-                const real *p = s->pop2_out_seg_params + seg * 2;
-                const real *d = s->pop2_out_seg_derived + seg * 29;
-                real Dg[12], Dg_ref[12];
-                if (states) {
-                    LI_propagator_gradients(p, (real)QGEN_DT, Dg);
-                    memcpy(Dg_ref, Dg, sizeof Dg);
-                }
-                if (back_pop2_out(s, b, n, ev, ne, states ? xs2 + (n - m0) * 6 : NULL,
-                                      cursor2, p, d, s->pop2_out_pgrad + (b * s->NSEG + seg) * 2,
-                                      &bk, Dg, Dg_ref, dts))
-                    goto done;
-            }
+            rc = backward_step(s, b, &tb, &w, n, m0, seg, 0, 1);
         }
         m1 = m0;
     }
-    rc = QGEN_OK;
-done:
-    free(em);
-    free(seg_lo);
-    free(seg_hi);
-    free(group);
-    free(cursor1);
-    free(replay1);
-    free(xs1);
-    free(cursor2);
-    free(replay2);
-    free(xs2);
-    if (bk.slots)
-        for (int64_t k = 0; k < bk.D; ++k) free(bk.slots[k].a);
-    free(bk.slots);
-    free(bk.seg);
-    free(bk.jumps);
-    free(bk.flow_t);
-    free(bk.flow_delta);
-    free(bk.flow_ref);
-    free(bk.flow_x);
-    free(bk.jump_x);
-    free(bk.drops[0]);
-    free(bk.drops[1]);
+    backward_free(&tb);
+    work_free(&w);
     return rc;
 }
 
