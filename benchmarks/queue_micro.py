@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import qgen
-from benchmarks._timing import kernel_timer
+from benchmarks._timing import format_shares, kernel_timer, phase_shares
 from benchmarks.peers import adseq_queue
 
 CAPACITY = {"ring": 16, "fifo": 4, "heap": 7, "sorted": 4}  # a grid ring sums; its capacity is unused
@@ -71,7 +71,8 @@ def qgen_queue(kind: str, events, n: int, steps: int, delay: int, repeats: int, 
     return {"us_per_step": statistics.median(times[1:]) / steps * 1e6,
             "kernel_us_per_step": statistics.median(kernel_times[1:]) / steps * 1e6, "build_s": build,
             "delivered": delivered, "events_per_step": delivered / steps,
-            "dropped": int(result.drops["src->dst"].sum()), "runs_s": times[1:], "kernel_runs_s": kernel_times[1:]}
+            "dropped": int(result.drops["src->dst"].sum()), "runs_s": times[1:], "kernel_runs_s": kernel_times[1:],
+            "phases": phase_shares(sim)}
 
 
 def main() -> None:
@@ -98,7 +99,7 @@ def main() -> None:
             print(f"{kind:7s} qgen {args.target} {ours['us_per_step']:8.2f} µs/step (kernel {ours['kernel_us_per_step']:6.2f})"
                   f"   adseq {theirs:8.2f} µs/step   ratio {theirs / ours['us_per_step']:6.1f}× (kernel "
                   f"{theirs / ours['kernel_us_per_step']:6.1f}×)   delivered {ours['delivered']} / {peer.get('delivered')}"
-                  f"   qgen drops {ours['dropped']}", flush=True)
+                  f"   qgen drops {ours['dropped']}{format_shares(ours['phases'])}", flush=True)
         if args.none:
             rows["none"] = {"adseq": adseq_queue.run("none", repeats=args.repeats, **params)}
             print(f"none    adseq's loop without a queue (the arrival draws and the scan): "

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import qgen
-from benchmarks._timing import kernel_timer
+from benchmarks._timing import format_shares, kernel_timer, phase_shares
 from benchmarks.peers import adseq_rsnn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,8 @@ def qgen_rsnn(kind: str, repeats: int, folder: Path, target: str = "c") -> dict:
     return {"us_per_step": statistics.median(times[1:]) / STEPS * 1e6,
             "kernel_us_per_step": statistics.median(kernel_times[1:]) / STEPS * 1e6, "build_s": build,
             "runs_s": times[1:], "kernel_runs_s": kernel_times[1:], "spikes": spikes,
-            "events_per_step": spikes * out_degree / STEPS, "dropped": int(result.drops["rec->rec"].sum())}
+            "events_per_step": spikes * out_degree / STEPS, "dropped": int(result.drops["rec->rec"].sum()),
+            "phases": phase_shares(sim)}
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
                   f"{ours['spikes']} spikes, {ours['events_per_step']:.0f} events/step, {ours['dropped']} dropped)   "
                   f"adseq {theirs:8.2f} µs/step ({peer.get('spikes')} spikes, "
                   f"{peer.get('events_per_step', float('nan')):.0f} events/step, {peer.get('status')})"
-                  f"   ratio {theirs / ours['us_per_step']:6.1f}×", flush=True)
+                  f"   ratio {theirs / ours['us_per_step']:6.1f}×{format_shares(ours['phases'])}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
 

@@ -16,12 +16,7 @@
 #    and, copied into vendor/, is installed next time instead of building) and the pure-Python or
 #    binary wheels qgen and pycuda need (lark, cffi, pycparser, pytools, platformdirs, mako,
 #    siphash24), and adseq 0.9.4 for the peers stage (its own needs, JAX among them, are the
-#    machine's). Fill vendor/ on a machine with network with:
-#      pip download --no-deps --no-binary=pycuda -d vendor pycuda
-#      pip download --no-deps -d vendor pytools platformdirs mako lark pycparser adseq==0.9.4
-#      pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#          --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#          -d vendor siphash24 cffi
+#    machine's). Fill vendor/ on a machine with network with `bash scripts/fetch_vendor.sh`.
 # 2. runs the CUDA tests on the GPU (tests/test_cuda_target.py, tests/test_cuda_adjoint.py, tests/test_cuda_codegen.py);
 # 3. runs compute-sanitizer's memcheck once per queue kind (both timings, queues overflowing, the backward pass);
 # 4. (bench) times a few runs on the GPU against the C target (a sanity check, not the

@@ -48,6 +48,8 @@ static inline int __ffsll(long long x) { return __builtin_ffsll(x); }
 static inline long long __double_as_longlong(double x) { long long r; memcpy(&r, &x, sizeof r); return r; }
 static inline double __longlong_as_double(long long x) { double r; memcpy(&r, &x, sizeof r); return r; }
 #define __threadfence() ((void)0)  /* one OS thread: every write is seen at once */
+static long long qgen_clock;
+static inline long long clock64(void) { return ++qgen_clock; }  /* counts calls: a clock that moves */
 
 /* The fibers of one launch of qgen_steps. */
 struct qgen_fiber {

@@ -307,6 +307,19 @@ network G {{
     compare(result, reference, True, "float64")
 
 
+def test_the_fused_kernel_counts_the_cycles_of_its_phases(backend, write_model, out):
+    path = write_model(network("heap", 8, "grid", 3), "phases.snn")  # inputs, and a staged queue: every phase
+    inputs = poisson(3, 2, True)
+    sim = load(path, backend, out).simulator(batch=2, fused=True)
+    sim.run(inputs, 20.0)
+    cycles = sim.phase_cycles
+    assert list(cycles) == ["update", "inputs", "rank", "push", "pull"]
+    assert all(c.shape == (2,) and (c > 0).all() for c in cycles.values())
+    sim = load(path, backend, out).simulator(batch=2, fused=False)  # a launch per kernel and step: no phases
+    sim.run(inputs, 20.0)
+    assert all((c == 0).all() for c in sim.phase_cycles.values())
+
+
 def test_launch_options_are_checked(backend, write_model, out):
     path = write_model(network("heap", 8, "grid", 1), "options.snn")
     model = load(path, backend, out)

@@ -59,6 +59,7 @@ from qgen.ir.nodes import Model
 
 TEMPLATES = TEMPLATE_ROOT / "cuda"
 THREADS = 128  # threads per block of the per-neuron kernels
+PHASES = ("update", "inputs", "rank", "push", "pull")  # of a window in qgen_steps (QGEN_PHASE_* in model.cu.j2)
 # The generator's own files and the C templates it includes: part of the build-cache key.
 SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
            "codegen/printer.py", "runtime/background.py")
@@ -181,7 +182,9 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                    Field("spk_next", "int32_t", (2, "W", "B", "M"), "the same neuron's next spike of the step (-1: none)",
                          "device"),
                    Field("spk_first", "int32_t", (2, "W", "B", "M"), "1: the neuron's first spike of the step", "device")]
-    fields += [Field("sync_count", "int32_t", ("B",), "qgen_steps's blocks of each trial at its barrier", "device"),
+    fields += [Field("phase_cycles", "int64_t", ("B", len(PHASES)), "clock cycles of each phase of qgen_steps "
+                     "(PHASES), counted by each trial's first block", "run"),
+               Field("sync_count", "int32_t", ("B",), "qgen_steps's blocks of each trial at its barrier", "device"),
                Field("sync_gen", "int32_t", ("B",), "barriers passed by each trial (qgen_steps)", "device"),
                Field("err_code", "int32_t", ("B",), "what stopped each trial (0: nothing)", "device"),
                Field("err_population", "int32_t", ("B",), "where", "device"),

@@ -627,6 +627,16 @@ def _simulation_class():
             self._state.device.download()
             return super()._result(duration, steps)
 
+        @property
+        def phase_cycles(self) -> dict[str, np.ndarray]:
+            """Where the last run's fused kernel spent its time: the clock cycles of each phase of qgen_steps
+            (``PHASES``: update, inputs, rank, push, pull) per trial, counted on its first block's
+            multiprocessor. All zero where the run launched a kernel per step (``fused=False``)."""
+            from qgen.codegen.cuda import PHASES
+
+            cycles = self._arrays["phase_cycles"]
+            return {name: cycles[:, k].copy() for k, name in enumerate(PHASES)}
+
         def _call(self, status: int, errors) -> None:
             if status == 5:
                 err = next(e for e in errors if e.code)

@@ -96,6 +96,7 @@ typedef struct {
     int32_t *spk_order;  /* [2][W][B][M] the list in push order (qgen_rank) */
     int32_t *spk_next;  /* [2][W][B][M] the same neuron's next spike of the step (-1: none) */
     int32_t *spk_first;  /* [2][W][B][M] 1: the neuron's first spike of the step */
+    int64_t *phase_cycles;  /* [B][5] clock cycles of each phase of qgen_steps (PHASES), counted by each trial's first block */
     int32_t *sync_count;  /* [B] qgen_steps's blocks of each trial at its barrier */
     int32_t *sync_gen;  /* [B] barriers passed by each trial (qgen_steps) */
     int32_t *err_code;  /* [B] what stopped each trial (0: nothing) */
@@ -1253,16 +1254,21 @@ __device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
     }
 }
 
+/* The phases of qgen_steps, whose clock cycles each trial's first block counts (phase_cycles): the neurons
+   through a window, the input spikes into the lists, the ranking, the spikes into the queues (heaps and
+   sorted arrays: filed under their targets), and the targets enqueueing what was filed. */
+enum { QGEN_PHASE_UPDATE, QGEN_PHASE_INPUTS, QGEN_PHASE_RANK, QGEN_PHASE_PUSH, QGEN_PHASE_PULL, QGEN_PHASES };
+
 /* Wait until every thread of trial b's blocks (blockIdx.x of gridDim.x) has arrived, and see what they
    wrote before. Blocks of one trial meet at a counter and a generation number: the last to arrive
    resets the counter and moves the generation on, the others wait for it. The runtime launches no more
    blocks than the GPU holds at once; if they still do not all run (another program holding the GPU),
-   the trial stops with QGEN_BARRIER_STUCK rather than hang. */
-__device__ void trial_barrier(int64_t b)
+   the trial stops with QGEN_BARRIER_STUCK rather than hang. The first thread of the trial's first block
+   adds the cycles since its last barrier (mark) to the phase that ends here: where a run's time goes. */
+__device__ void trial_barrier(int64_t b, int phase, long long *mark)
 {
     __syncthreads();
-    if (gridDim.x == 1) return;
-    if (threadIdx.x == 0) {
+    if (gridDim.x > 1 && threadIdx.x == 0) {
         volatile int32_t *generation = S.sync_gen + b;
         const int32_t seen = *generation;
         __threadfence();  /* this block's writes, before it is counted */
@@ -1282,6 +1288,11 @@ __device__ void trial_barrier(int64_t b)
         }
         __threadfence();
     }
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        const long long now = clock64();
+        S.phase_cycles[b * QGEN_PHASES + phase] += now - *mark;
+        *mark = now;
+    }
     __syncthreads();
 }
 
@@ -1296,6 +1307,7 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
 {
     const int64_t b = blockIdx.y, t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     const int64_t threads = (int64_t)gridDim.x * blockDim.x;
+    long long mark = clock64();
     (void)t;
     (void)threads;
     for (int64_t n = n0, last; n < n0 + count; n = last + 1) {
@@ -1306,19 +1318,19 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
                 for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop1_hid(b, j, m);
             for (int64_t j = t; j < 3; j += threads)
                 for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop2_out(b, j, m);
-            trial_barrier(b);
+            trial_barrier(b, QGEN_PHASE_UPDATE, &mark);
         }
         int64_t moved[1];
         inputs_parallel(b, n, last, t, threads, moved);
-        trial_barrier(b);
+        trial_barrier(b, QGEN_PHASE_INPUTS, &mark);
         if (moved[0] >= 0) S.pop0_inp_in_cursor[b] = moved[0];
         rank_window(b, n, last, t, threads);
-        trial_barrier(b);
+        trial_barrier(b, QGEN_PHASE_RANK, &mark);
         push_pre_window(b, n, last);
-        trial_barrier(b);  /* the events filed under their targets, before the targets enqueue them */
+        trial_barrier(b, QGEN_PHASE_PUSH, &mark);  /* the events filed under their targets, before the targets enqueue them */
         for (int64_t j = t; j < 120; j += threads)
             pull_body_prj0_inp__hid(b, j, n, last);
-        trial_barrier(b);
+        trial_barrier(b, QGEN_PHASE_PULL, &mark);
     }
 }
 
