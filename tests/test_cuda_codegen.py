@@ -29,7 +29,7 @@ from qgen.codegen.cuda import generate
 from qgen.errors import Code, QgenError
 from qgen.pipeline import compile_model
 from tests.conftest import EXAMPLES, ROOT
-from tests.test_c_target import KINDS
+from tests.test_c_target import KINDS, network
 
 GOLDEN = ROOT / "tests" / "golden"
 NVCC = cuda_target.find_nvcc()
@@ -72,7 +72,13 @@ def test_every_example_with_every_queue_kind_compiles_for_sm_90_with_warnings_as
                 optimise = kind == "as written" and precision == "float64"
                 jobs.append((generate(model, precision, __version__).source, folder, f"{kind}_{precision}",
                              optimise))
-    assert len(jobs) >= 24
+    folder = tmp_path / "random_ring_exact"  # ring lists of both strategies (the examples' are all dense)
+    folder.mkdir()
+    (folder / "random.snn").write_text(network("ring", 4, "exact", 1))
+    for precision in ("float64", "float32"):
+        jobs.append((generate(compile_model(folder / "random.snn"), precision, __version__).source, folder,
+                     f"ring_{precision}", False))
+    assert len(jobs) >= 26
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda job: ptx(*job), jobs))
     failed = [f"{folder.name}/{tag}:\n{result.stderr[-3000:]}" for (tag, result), (_, folder, _, _) in zip(results, jobs)
@@ -111,6 +117,19 @@ def test_the_launch_plan_and_the_layout_agree_with_the_source():
 
 
 @needs_nvcc
+def test_ring_lists_are_propagated_by_connectivity(tmp_path):
+    # exact timing: a ring queue holds lists per target; dense ones (expected density >= 0.5) are filled by each
+    # target walking the step's spikes, sparse ones staged like heaps (O(events))
+    path = tmp_path / "random.snn"
+    path.write_text(network("ring", 4, "exact", 1))  # inp->hid p 0.6, inp->ada and hid->out all, hid->hid p 0.3
+    generated = generate(compile_model(path), "float64", __version__)
+    assert [p["staged"] for p in generated.plan["projections"]] == [False, False, False, True]
+    assert [k["kernel"] for k in generated.kernels["pull"]] == [
+        "pull_prj0_inp__hid", "pull_prj1_inp__ada", "pull_prj2_hid__out", "pull_prj3_hid__hid"]
+    assert "void stage_prj3_hid__hid(" in generated.source and "void stage_prj0_inp__hid(" not in generated.source
+    assert [f.name for f in generated.layout if f.name.endswith("_stage")] == ["prj3_hid__hid_stage"]
+
+
 def test_build_writes_the_source_the_cubin_and_a_manifest_and_caches(tmp_path):
     model = compile_model(EXAMPLES / "yinyang.snn")
     build = cuda_target.build(model, "float64", tmp_path)

@@ -23,10 +23,12 @@ One step n is a fixed sequence of launches (see templates/cuda/model.cu.j2):
    belongs to one synapse, so to one thread, which pushes that neuron's spikes of the step in time
    order); heaps and sorted arrays in two phases: each spike files its events under their targets
    (in ``qgen_push_pre``, keyed by the spike's rank and the synapse), then a thread per target
-   (``pull_<projection>``) sorts its few keys and enqueues them; ring lists per target
+   (``pull_<projection>``) sorts its few keys and enqueues them; ring lists by connectivity: where a
+   target is expected to receive from at least half of the sources (``DENSE``), per target
    (``pull_<projection>``, a thread per target neuron walking the ordered spike list and finding its
-   synapses by binary search, which also serves windows of several steps). Queues per target neuron
-   so receive their events in the C target's order and drop exactly the events it drops.
+   synapses by binary search), else in the two phases of heaps (O(events) rather than O(targets ×
+   spikes)). Queues per target neuron so receive their events in the C target's order and drop
+   exactly the events it drops.
 
 ``qgen_steps`` runs all of this for many steps in one launch, with a few blocks per trial meeting
 at barriers between phases, and a window of several steps per phase (as many as the shortest delay
@@ -59,6 +61,7 @@ from qgen.ir.nodes import Model
 
 TEMPLATES = TEMPLATE_ROOT / "cuda"
 THREADS = 128  # threads per block of the per-neuron kernels
+DENSE = 0.5  # ring lists with at least this expected density are filled per target, sparser ones staged
 PHASES = ("update", "inputs", "rank", "push", "pull")  # of a window in qgen_steps (QGEN_PHASE_* in model.cu.j2)
 # The generator's own files and the C templates it includes: part of the build-cache key.
 SOURCES = ("codegen/cuda.py", "codegen/c.py", "codegen/kinds.py", "codegen/layout.py", "codegen/names.py",
@@ -99,10 +102,26 @@ def pre_side(proj: CProjection) -> bool:
     return proj.summing or proj.queue == "fifo"
 
 
+def density(proj: CProjection) -> float:
+    """The expected share of (source, target) pairs connected, from the connectivity rule (explicit
+    synapses: unknown at build time, taken as sparse)."""
+    rule, pairs = proj.spec.connectivity, proj.pre.size * proj.post.size
+    if rule.kind == "all_to_all":
+        return 1.0
+    if rule.kind == "fixed_probability":
+        return rule.arg("p")
+    if rule.kind == "fixed_indegree":
+        return rule.arg("k") / proj.pre.size
+    if rule.kind == "fixed_total_number":
+        return rule.arg("n") / pairs
+    return 1.0 / proj.pre.size  # one_to_one, explicit
+
+
 def staged(proj: CProjection) -> bool:
-    """Heaps and sorted arrays: each spike files its events under their targets (per presynaptic spike),
-    then each target enqueues its own in push order (per target neuron)."""
-    return proj.queue in ("heap", "sorted")
+    """Heaps, sorted arrays and sparse ring lists: each spike files its events under their targets (per
+    presynaptic spike), then each target enqueues its own in push order (per target neuron). A dense ring
+    list is filled by each target walking the step's spikes, which costs no staging rows."""
+    return proj.queue in ("heap", "sorted") or (proj.queue == "ring" and not proj.summing and density(proj) < DENSE)
 
 
 def fifo_source(pop: CPopulation) -> bool:
@@ -141,6 +160,12 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
         n_post = proj.post.size
         fields += synapse_fields(proj, exact)
         K = proj.capacity
+        if staged(proj):
+            fields += [Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target "
+                             "(in (post, synapse) order)", "network"),
+                       Field(f"{q}_stage", "int64_t", ("B", f"SP{j}"), "a step's events filed under their targets, "
+                             f"P{j} per incoming synapse: rank << 32 | synapse", "device"),
+                       Field(f"{q}_stage_count", "int32_t", ("B", n_post), "events filed per target", "device")]
         if proj.queue == "ring":
             if not proj.summing:
                 fields += [Field(f"{q}_ring_key", "double", ("B", f"D{j}", n_post, K), "event keys per slot", "device"),
@@ -160,12 +185,7 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no line of this target has an event due "
                              "before this step (INT64_MAX: none queued; 0: not looked at yet)", "device")]
         else:
-            fields += [Field(f"{q}_in_start", "int64_t", (n_post + 1,), "first incoming synapse of each target "
-                             "(in (post, synapse) order)", "network"),
-                       Field(f"{q}_stage", "int64_t", ("B", f"SP{j}"), "a step's events filed under their targets, "
-                             f"P{j} per incoming synapse: rank << 32 | synapse", "device"),
-                       Field(f"{q}_stage_count", "int32_t", ("B", n_post), "events filed per target", "device"),
-                       Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
+            fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
                        Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses", "device"),
                        Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued", "device"),
                        Field(f"{q}_popped", "int32_t", ("B", n_post, "W"), "events popped in each step of a window",
@@ -249,4 +269,5 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
         entry["listed"] = [j.index for j in pop.incoming if not j.summing]
     for entry, proj in zip(info["projections"], projections):
         entry["pre_side"] = pre_side(proj)
+        entry["staged"] = staged(proj)
     return GeneratedCuda(source, tuple(fields), tuple(scalar_fields), launch_plan(pops, projections), info)

@@ -624,7 +624,7 @@ __device__ void prepare_LI(const real *p, real *d)
 
 /* ------------------------------------------------------------------ projections and their queues */
 
-/* projection inp->hid: inp -> hid, all_to_all, queue heap(capacity = 16) (yinyang.snn:15:5); propagated per target neuron */
+/* projection inp->hid: inp -> hid, all_to_all, queue heap(capacity = 16) (yinyang.snn:15:5); propagated in two phases: filed under the targets per presynaptic spike, enqueued per target */
 
 /* A dropped event: counted, and logged for the gradient tape (in any order: the backward sorts the log). */
 __device__ int drop_prj0_inp__hid(int64_t b, int64_t target, int64_t syn, double key)
@@ -698,8 +698,8 @@ __device__ void pull_body_prj0_inp__hid(int64_t b, int64_t target, int64_t n, in
     if (S.err_code[b]) return;
     int64_t *keys = S.prj0_inp__hid_stage + b * S.SP0 + S.prj0_inp__hid_in_start[target] * S.P0;
     sort_keys(keys, m);
-    const int32_t *popped = S.prj0_inp__hid_popped + (b * 120 + target) * S.W;
     const int64_t first = (n + 1) % S.W;  /* the lists of steps n, ..., last: first, ..., first + last - n */
+    const int32_t *popped = S.prj0_inp__hid_popped + (b * 120 + target) * S.W;
     int64_t k = first, pending = 0;
     for (int64_t later = first + 1; later <= first + last - n; ++later) pending += popped[later];
     for (int64_t e = 0; e < m; ++e) {
