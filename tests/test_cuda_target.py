@@ -225,6 +225,30 @@ def test_windows_of_several_steps_drop_as_step_by_step(backend, write_model, out
     compare(result, reference, timing == "exact", "float64")
 
 
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+def test_fifo_targets_with_more_lines_than_one_scan_takes(backend, write_model, out, timing):
+    # a target's fifo lines are scanned 64 at a time: 150 lines, 2 slots each (they overflow), with drops
+    path = write_model(f"""
+import "std/lif.snn"
+network Wide {{
+    dt = 0.1 ms
+    timing = {timing}
+    seed = 3
+    population inp = input(150)
+    population hid = LIF(3, tau_m = 10 ms, tau_s = 2 ms, t_ref = 1 ms)
+    connect inp -> hid all_to_all {{
+        weight ~ uniform(0.0, 0.2); delay ~ uniform(0.5 ms, 4 ms); queue = fifo(capacity = 2)
+    }}
+    record hid.spikes
+}}
+""", f"wide_{timing}.snn")
+    inputs = poisson(7, 2, timing == "grid", n=150, rate_hz=300.0, duration=40.0)
+    sim = load(path, backend, out).simulator(batch=2)
+    result, reference = sim.run(inputs, 40.0), ReferenceSimulator(sim.data, batch=2).run(inputs, 40.0)
+    assert reference.spikes["hid"].total.sum() > 10 and reference.drops["inp->hid"].sum() > 0
+    compare(result, reference, timing == "exact", "float64")
+
+
 def test_strict_overflow_and_runtime_errors_become_exceptions(backend, write_model, out):
     path = write_model(network("heap", 1, "exact", 5), "strict.snn")
     sim = load(path, backend, out).simulator(strict=True)

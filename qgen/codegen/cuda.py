@@ -188,6 +188,8 @@ def layout(model: Model, pops: list[CPopulation], projections: list[CProjection]
             fields += [Field(f"{q}_{proj.queue}_key", "double", ("B", n_post, K), "event keys per target", "device"),
                        Field(f"{q}_{proj.queue}_syn", "int32_t", ("B", n_post, K), "event synapses", "device"),
                        Field(f"{q}_{proj.queue}_size", "int32_t", ("B", n_post), "events queued", "device"),
+                       *([Field(f"{q}_sorted_head", "int32_t", ("B", n_post), "the earliest event's slot (the "
+                                "array is circular)", "device")] if proj.queue == "sorted" else []),
                        Field(f"{q}_popped", "int32_t", ("B", n_post, "W"), "events popped in each step of a window",
                              "device"),
                        Field(f"{q}_next_due", "int64_t", ("B", n_post), "no event due before this step, per "

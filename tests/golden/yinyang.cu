@@ -829,30 +829,38 @@ __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t 
         }
 }
 
-/* Append the events of this projection due at step n for one target to ev (its lines, oldest first). */
+/* Append the events of this projection due at step n for one target to ev (its lines, oldest first). A
+   target's lines are contiguous, and mostly nothing is due in them: 64 lines at a time, a pass that only
+   reads their due steps (loads issued together) marks the due ones, which alone are then popped. */
 __device__ int gather_prj1_hid__out(int64_t b, int64_t target, int64_t n, qgen_events *ev)
 {
     int64_t *next = &S.prj1_hid__out_next_due[b * 3 + target];
     if (*next > n) return QGEN_OK;  /* nothing due */
     int64_t earliest = INT64_MAX;
     const real *weight = S.prj1_hid__out_weight;
-    for (int64_t pos = S.prj1_hid__out_in_start[target]; pos < S.prj1_hid__out_in_start[target + 1]; ++pos) {
-        const int64_t line = b * S.S1 + pos;
-        int64_t *due = &S.prj1_hid__out_fifo_due[line];  /* one load per line: most lines have nothing due */
-        if (*due > n) {
-            if (*due < earliest) earliest = *due;
-            continue;
+    int64_t *dues = S.prj1_hid__out_fifo_due + b * S.S1;  /* a line's oldest event's step (0 at the start) */
+    const int64_t end = S.prj1_hid__out_in_start[target + 1];
+    for (int64_t from = S.prj1_hid__out_in_start[target]; from < end; from += 64) {
+        const int width = end - from < 64 ? (int)(end - from) : 64;
+        uint64_t due_lines = 0;
+        for (int k = 0; k < width; ++k) {
+            const int64_t due = dues[from + k];
+            due_lines |= (uint64_t)(due <= n) << k;
+            earliest = due > n && due < earliest ? due : earliest;
         }
-        const int32_t syn = S.prj1_hid__out_in_syn[pos];
-        const double *keys = S.prj1_hid__out_fifo_key + line * 4;
-        int32_t *head = &S.prj1_hid__out_fifo_head[line], *size = &S.prj1_hid__out_fifo_size[line];
-        while (*size > 0 && QGEN_DUE(keys[*head], n)) {
-            if (add_event(ev, keys[*head], 1, syn, weight[syn])) return QGEN_EVENT_SCRATCH_FULL;
-            *head = (*head + 1) % 4;
-            --*size;
+        for (; due_lines; due_lines &= due_lines - 1) {
+            const int64_t pos = from + __ffsll((long long)due_lines) - 1, line = b * S.S1 + pos;
+            const int32_t syn = S.prj1_hid__out_in_syn[pos];
+            const double *keys = S.prj1_hid__out_fifo_key + line * 4;
+            int32_t *head = &S.prj1_hid__out_fifo_head[line], *size = &S.prj1_hid__out_fifo_size[line];
+            while (*size > 0 && QGEN_DUE(keys[*head], n)) {
+                if (add_event(ev, keys[*head], 1, syn, weight[syn])) return QGEN_EVENT_SCRATCH_FULL;
+                *head = (*head + 1) % 4;
+                --*size;
+            }
+            dues[pos] = *size > 0 ? QGEN_DUE_STEP(keys[*head]) : INT64_MAX;
+            if (dues[pos] < earliest) earliest = dues[pos];
         }
-        *due = *size > 0 ? QGEN_DUE_STEP(keys[*head]) : INT64_MAX;  /* zeroed at the start: looked at once */
-        if (*due < earliest) earliest = *due;
     }
     *next = earliest;
     return QGEN_OK;
