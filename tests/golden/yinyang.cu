@@ -987,14 +987,11 @@ __device__ int advance_pop1_hid(int64_t b, int64_t j, int64_t n, real *x, const 
     return QGEN_OK;
 }
 
-/* Step n of population hid for neuron j of trial b (exact timing). */
-__device__ void update_body_pop1_hid(int64_t b, int64_t j, int64_t n)
+/* Step n of population hid for neuron j of trial b (exact timing), its state x. */
+__device__ void update_step_pop1_hid(int64_t b, int64_t j, int64_t n, real *x)
 {
     if (S.err_code[b]) return;
     const real *p = S.pop1_hid_params, *d = S.pop1_hid_derived;
-    real *xg = S.pop1_hid_x + (b * 120 + j) * 2;
-    real x[2];
-    for (int i = 0; i < 2; ++i) x[i] = xg[i];
     if (S.grad) checkpoint_pop1_hid(b, j, n, x);
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const int64_t row = (b * 120 + j) * S.E1;
@@ -1019,7 +1016,6 @@ __device__ void update_body_pop1_hid(int64_t b, int64_t j, int64_t n)
         }
     }
     if (!done) rc = advance_pop1_hid(b, j, n, x, p, d, &ev, t0, t1);
-    for (int i = 0; i < 2; ++i) xg[i] = x[i];
     if (rc) return;  /* the error is set */
     if (!all_finite(x, 2)) {
         set_error(b, QGEN_NON_FINITE, 1, -1, j, t1);
@@ -1027,11 +1023,22 @@ __device__ void update_body_pop1_hid(int64_t b, int64_t j, int64_t n)
     }
 }
 
+/* Steps first, ..., last of neuron j of trial b, its state in registers throughout (a window of qgen_steps
+   reads and writes it once, not at every step). */
+__device__ void update_steps_pop1_hid(int64_t b, int64_t j, int64_t first, int64_t last)
+{
+    real *xg = S.pop1_hid_x + (b * 120 + j) * 2;
+    real x[2];
+    for (int i = 0; i < 2; ++i) x[i] = xg[i];
+    for (int64_t m = first; m <= last; ++m) update_step_pop1_hid(b, j, m, x);
+    for (int i = 0; i < 2; ++i) xg[i] = x[i];
+}
+
 /* Step n of population hid: a thread per (trial b = blockIdx.y, neuron). */
 extern "C" __global__ void update_pop1_hid(int64_t n)
 {
     const int64_t b = blockIdx.y, j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (j < 120) update_body_pop1_hid(b, j, n);
+    if (j < 120) update_steps_pop1_hid(b, j, n, n);
 }
 
 /* population out: LI × 3 (yinyang.snn:13:5) */
@@ -1059,14 +1066,11 @@ __device__ int advance_pop2_out(int64_t b, int64_t j, int64_t n, real *x, const 
     return QGEN_OK;
 }
 
-/* Step n of population out for neuron j of trial b (exact timing). */
-__device__ void update_body_pop2_out(int64_t b, int64_t j, int64_t n)
+/* Step n of population out for neuron j of trial b (exact timing), its state x. */
+__device__ void update_step_pop2_out(int64_t b, int64_t j, int64_t n, real *x)
 {
     if (S.err_code[b]) return;
     const real *p = S.pop2_out_params, *d = S.pop2_out_derived;
-    real *xg = S.pop2_out_x + (b * 3 + j) * 2;
-    real x[2];
-    for (int i = 0; i < 2; ++i) x[i] = xg[i];
     if (S.grad) checkpoint_pop2_out(b, j, n, x);
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     const int64_t row = (b * 3 + j) * S.E2;
@@ -1084,7 +1088,6 @@ __device__ void update_body_pop2_out(int64_t b, int64_t j, int64_t n)
     } else {
         rc = advance_pop2_out(b, j, n, x, p, d, &ev, t0, t1);
     }
-    for (int i = 0; i < 2; ++i) xg[i] = x[i];
     if (rc) return;  /* the error is set */
     if (!all_finite(x, 2)) {
         set_error(b, QGEN_NON_FINITE, 2, -1, j, t1);
@@ -1093,11 +1096,22 @@ __device__ void update_body_pop2_out(int64_t b, int64_t j, int64_t n)
     S.pop2_out_trace_v[(b * S.T + (n - S.trace_start)) * 3 + j] = x[0];
 }
 
+/* Steps first, ..., last of neuron j of trial b, its state in registers throughout (a window of qgen_steps
+   reads and writes it once, not at every step). */
+__device__ void update_steps_pop2_out(int64_t b, int64_t j, int64_t first, int64_t last)
+{
+    real *xg = S.pop2_out_x + (b * 3 + j) * 2;
+    real x[2];
+    for (int i = 0; i < 2; ++i) x[i] = xg[i];
+    for (int64_t m = first; m <= last; ++m) update_step_pop2_out(b, j, m, x);
+    for (int i = 0; i < 2; ++i) xg[i] = x[i];
+}
+
 /* Step n of population out: a thread per (trial b = blockIdx.y, neuron). */
 extern "C" __global__ void update_pop2_out(int64_t n)
 {
     const int64_t b = blockIdx.y, j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (j < 3) update_body_pop2_out(b, j, n);
+    if (j < 3) update_steps_pop2_out(b, j, n, n);
 }
 
 /* ------------------------------------------------------------------ spikes to queues */
@@ -1323,9 +1337,9 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
         if (last > n0 + count - 1) last = n0 + count - 1;
         if (last >= 0) {
             for (int64_t j = t; j < 120; j += threads)
-                for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop1_hid(b, j, m);
+                update_steps_pop1_hid(b, j, n < 0 ? 0 : n, last);
             for (int64_t j = t; j < 3; j += threads)
-                for (int64_t m = n < 0 ? 0 : n; m <= last; ++m) update_body_pop2_out(b, j, m);
+                update_steps_pop2_out(b, j, n < 0 ? 0 : n, last);
             trial_barrier(b, QGEN_PHASE_UPDATE, &mark);
         }
         int64_t moved[1];
