@@ -1254,9 +1254,9 @@ __device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64
         for (int64_t j = t; j < 120; j += threads)
             S.pop1_hid_win_steps[((((n + 1) / S.W + 1) & 1) * S.B + b) * 120 + j] = 0;
     const int64_t lists = last - n + 1;
-    if (threads >= lists) {
+    if (threads >= lists) {  /* consecutive threads on one list: a warp reads each spike of it at once */
         const int64_t share = threads / lists;
-        if (t < share * lists) rank_body(b, n + t % lists, t / lists, share);
+        if (t < share * lists) rank_body(b, n + t / share, t % share, share);
     } else {
         for (int64_t m = n + t; m <= last; m += threads) rank_body(b, m, 0, 1);
     }
