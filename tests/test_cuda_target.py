@@ -249,6 +249,36 @@ network Wide {{
     compare(result, reference, timing == "exact", "float64")
 
 
+@pytest.mark.parametrize("timing", ["exact", "grid"])
+@pytest.mark.parametrize("queue", KINDS)
+def test_sources_with_few_synapses_are_pushed_a_thread_per_spike(backend, write_model, out, queue, timing):
+    # one_to_one (the queue micro-benchmark's shape) and a sparse ring: at most a warp of synapses per source,
+    # so qgen_push_pre takes a thread per spike; small queues drop
+    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
+    path = write_model(f"""
+import "std/lif.snn"
+network OneToOne {{
+    dt = 0.1 ms
+    timing = {timing}
+    seed = 4
+    population inp = input(40)
+    population hid = LIF(40, tau_m = 10 ms, tau_s = 2 ms, t_ref = 1 ms)
+    connect inp -> hid one_to_one {{ weight ~ uniform(0.5, 2.5); delay ~ uniform(0.5 ms, 3 ms); queue = {queue}(capacity = {capacity}) }}
+    connect hid -> hid fixed_probability(0.2) {{ weight ~ normal(0.0, 0.5); delay ~ uniform(0.5 ms, 2 ms); queue = {queue}(capacity = {capacity}) }}
+    record hid.spikes
+}}
+""", f"one_to_one_{queue}_{timing}.snn")
+    model = load(path, backend, out)
+    assert model.build.manifest["kernels"]["spike"] == "thread"
+    inputs = poisson(8, 2, timing == "grid", n=40, rate_hz=400.0, duration=40.0)
+    sim = model.simulator(batch=2)
+    result, reference = sim.run(inputs, 40.0), ReferenceSimulator(sim.data, batch=2).run(inputs, 40.0)
+    assert reference.spikes["hid"].total.sum() > 20
+    if not (queue == "ring" and timing == "grid"):  # a summing grid ring never drops
+        assert sum(int(d.sum()) for d in reference.drops.values()) > 0
+    compare(result, reference, timing == "exact", "float64")
+
+
 def test_strict_overflow_and_runtime_errors_become_exceptions(backend, write_model, out):
     path = write_model(network("heap", 1, "exact", 5), "strict.snn")
     sim = load(path, backend, out).simulator(strict=True)

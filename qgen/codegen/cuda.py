@@ -61,6 +61,7 @@ from qgen.ir.nodes import Model
 
 TEMPLATES = TEMPLATE_ROOT / "cuda"
 THREADS = 128  # threads per block of the per-neuron kernels
+SPIKE_THREAD_SYNAPSES = 32  # a source with at most this many synapses is pushed by one thread (spike_threads)
 DENSE = 0.5  # ring lists with at least this expected density are filled per target, sparser ones staged
 PHASES = ("update", "inputs", "rank", "push", "pull")  # of a window in qgen_steps (QGEN_PHASE_* in model.cu.j2)
 # The generator's own files and the C templates it includes: part of the build-cache key.
@@ -102,19 +103,40 @@ def pre_side(proj: CProjection) -> bool:
     return proj.summing or proj.queue == "fifo"
 
 
-def density(proj: CProjection) -> float:
-    """The expected share of (source, target) pairs connected, from the connectivity rule (explicit
-    synapses: unknown at build time, taken as sparse)."""
-    rule, pairs = proj.spec.connectivity, proj.pre.size * proj.post.size
+def out_degree(proj: CProjection) -> float:
+    """The expected synapses of one source, from the connectivity rule (explicit synapses: unknown when
+    the kernels are built, inf)."""
+    rule = proj.spec.connectivity
     if rule.kind == "all_to_all":
+        return float(proj.post.size)
+    if rule.kind == "one_to_one":
         return 1.0
     if rule.kind == "fixed_probability":
-        return rule.arg("p")
+        return rule.arg("p") * proj.post.size
     if rule.kind == "fixed_indegree":
-        return rule.arg("k") / proj.pre.size
+        return rule.arg("k") * proj.post.size / proj.pre.size
     if rule.kind == "fixed_total_number":
-        return rule.arg("n") / pairs
-    return 1.0 / proj.pre.size  # one_to_one, explicit
+        return rule.arg("n") / proj.pre.size
+    return float("inf")
+
+
+def density(proj: CProjection) -> float:
+    """The expected share of (source, target) pairs connected (explicit synapses: taken as sparse)."""
+    degree = out_degree(proj)
+    return degree / proj.post.size if degree != float("inf") else 0.0
+
+
+def spike_threads(projections: list[CProjection]) -> bool:
+    """Whether a spike's synapses are few enough everywhere (at most SPIKE_THREAD_SYNAPSES, a warp, per
+    source over its propagated-per-spike projections) for one thread to push them all: a thread per spike,
+    else a block per spike, a thread per synapse (which leaves a block idle but one thread where a source
+    has a single synapse: the queue micro-benchmark's 2500 spikes per step then queue up behind a few
+    hundred blocks)."""
+    per_source: dict[int, float] = {}
+    for proj in projections:
+        if pre_side(proj) or staged(proj):
+            per_source[proj.pre.index] = per_source.get(proj.pre.index, 0.0) + out_degree(proj)
+    return bool(per_source) and max(per_source.values()) <= SPIKE_THREAD_SYNAPSES
 
 
 def staged(proj: CProjection) -> bool:
@@ -240,6 +262,7 @@ def launch_plan(pops: list[CPopulation], projections: list[CProjection]) -> dict
         "rank": "qgen_rank" if projections else None,
         "push_pre": "qgen_push_pre" if any(pre_side(j) or staged(j) for j in projections) else None,
         "pull": [{"kernel": f"pull_{j.prefix}", "size": j.post.size} for j in projections if not pre_side(j)],
+        "spike": "thread" if spike_threads(projections) else "block",  # qgen_push_pre: a thread or a block per spike
         "steps": "qgen_steps",  # all of the above for several steps, a few blocks per trial
         "backward": "qgen_backward",  # a block per trial, its threads sharing the neurons (builds with a backward pass)
         "threads": THREADS,
@@ -259,6 +282,7 @@ def generate(model: Model, precision: str, version: str) -> GeneratedCuda:
         model=model, net=model.network, exact=model.network.timing == "exact", precision=precision, real=real,
         version=version, fields=fields, scalars=scalar_fields, kinds=list(kinds.values()), populations=pops,
         projections=projections, pre_side=pre_side, staged=staged, threads=THREADS,
+        spike_threads=spike_threads(projections),
         pre=[j for j in projections if pre_side(j) or staged(j)], any_staged=any(staged(j) for j in projections),
         pre_sources={j.pre.index for j in projections if pre_side(j) or staged(j)},
         fifo_sources={p.index for p in pops if fifo_source(p)},

@@ -669,13 +669,13 @@ __device__ int enqueue_prj0_inp__hid(int64_t b, int64_t syn, double t, int64_t n
     return QGEN_OK;
 }
 
-/* The events of the spike of rank r (time t, a thread per synapse [first, last)), filed under their targets,
+/* The events of the spike of rank r (time t; its synapses [first, last): lane, lane + lanes, ...), filed under their targets,
    keyed (r, synapse); r counts from the window's first list (k × M + the rank in list k). A target's row holds
    P0 events per incoming synapse, which a neuron that spikes at most P0 times in a
    window never fills. */
-__device__ void stage_prj0_inp__hid(int64_t b, int64_t first, int64_t last, int64_t r, double t)
+__device__ void stage_prj0_inp__hid(int64_t b, int64_t first, int64_t last, int64_t r, double t, int64_t lane, int64_t lanes)
 {
-    for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x) {
+    for (int64_t syn = first + lane; syn < last; syn += lanes) {
         const int64_t target = S.prj0_inp__hid_post[syn], row = S.prj0_inp__hid_in_start[target] * S.P0;
         const int32_t k = atomicAdd(&S.prj0_inp__hid_stage_count[b * 120 + target], 1);
         if (k >= S.prj0_inp__hid_in_start[target + 1] * S.P0 - row) {
@@ -798,11 +798,11 @@ __device__ int enqueue_prj1_hid__out(int64_t b, int64_t syn, double t, int64_t n
 }
 
 /* The spikes of one neuron in steps n, ..., until of a phase (from, ..., until), through each of its synapses
-   [first, last): a thread per synapse, run for the neuron's first spike of the phase (spike i of step n's list
-   at base), which pushes them all in time order, as a line takes them. The neuron's first spike of each step
+   [first, last) (lane, lane + lanes, ...), run for the neuron's first spike of the phase (spike i of step n's
+   list at base), which pushes them all in time order, as a line takes them. The neuron's first spike of each step
    of the window: pop1_hid_win, the steps with one: pop1_hid_win_steps (qgen_rank). */
 __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t last, double t, int64_t base, int64_t i,
-                          int64_t from, int64_t until)
+                          int64_t from, int64_t until, int64_t lane, int64_t lanes)
 {
     (void)t;
     if (!S.spk_first[base + i]) return;
@@ -814,7 +814,7 @@ __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t 
         if (steps & ((1ULL << k) - 1) >> k_from << k_from) return;  /* a spike of an earlier step pushes */
         steps &= ((2ULL << (k + until - n)) - 1) >> (k + 1) << (k + 1);
     }
-    for (int64_t syn = first + threadIdx.x; syn < last; syn += blockDim.x)
+    for (int64_t syn = first + lane; syn < last; syn += lanes)
         for (int64_t m = n, left = (int64_t)steps, at = i; at >= 0; ) {
             const int64_t list = spike_list(b, m) * S.M;
             for (int64_t c = at; c >= 0; c = S.spk_next[list + c])
@@ -1197,11 +1197,13 @@ __device__ void rank_body(int64_t b, int64_t n, int64_t first, int64_t stride)
 }
 
 /* Per presynaptic spike over its outgoing synapses: the spikes first, first + stride, ... of trial b's
-   ordered list of step n (of a phase from, ..., until), each by the whole block, a thread per synapse.
+   ordered list of step n (of a phase from, ..., until), each spike's synapses by lanes threads (lane of
+   them: the block, a thread per synapse).
    Summing rings add atomically; a fifo line is one synapse's, so the thread of a neuron's first spike of
    the phase pushes that neuron's spikes in time order; heaps and sorted arrays file the events under
    their targets. */
-__device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t stride, int64_t from, int64_t until)
+__device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t stride, int64_t from, int64_t until,
+                              int64_t lane, int64_t lanes)
 {
     const int64_t list = spike_list(b, n);
     if (S.err_code[b]) return;
@@ -1213,10 +1215,10 @@ __device__ void push_pre_body(int64_t b, int64_t n, int64_t first, int64_t strid
         (void)t;
         switch (S.spk_pop[list * S.M + i]) {
         case 0:
-            stage_prj0_inp__hid(b, S.prj0_inp__hid_out_start[j], S.prj0_inp__hid_out_start[j + 1], (n + 1) % S.W * S.M + r, t);
+            stage_prj0_inp__hid(b, S.prj0_inp__hid_out_start[j], S.prj0_inp__hid_out_start[j + 1], (n + 1) % S.W * S.M + r, t, lane, lanes);
             break;
         case 1:
-            push_prj1_hid__out(b, n, S.prj1_hid__out_out_start[j], S.prj1_hid__out_out_start[j + 1], t, list * S.M, i, from, until);
+            push_prj1_hid__out(b, n, S.prj1_hid__out_out_start[j], S.prj1_hid__out_out_start[j + 1], t, list * S.M, i, from, until, lane, lanes);
             break;
         default:
             break;
@@ -1242,7 +1244,7 @@ extern "C" __global__ void qgen_rank(int64_t n)
 /* Per presynaptic spike: a block per spike (blocks of a trial, blockIdx.y, striding over its list). */
 extern "C" __global__ void qgen_push_pre(int64_t n)
 {
-    push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x, n, n);
+    push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x, n, n, threadIdx.x, blockDim.x);
 }
 
 /* The spike lists of steps n, ..., last of trial b: each ranked by its share of the trial's threads
@@ -1270,9 +1272,10 @@ __device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
     const int64_t lists = last - n + 1, blocks = gridDim.x;
     if (blocks >= lists) {
         const int64_t share = blocks / lists;
-        if (blockIdx.x < share * lists) push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share, n, last);
+        if (blockIdx.x < share * lists)
+            push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share, n, last, threadIdx.x, blockDim.x);
     } else {
-        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1, n, last);
+        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1, n, last, threadIdx.x, blockDim.x);
     }
 }
 
