@@ -1247,36 +1247,41 @@ extern "C" __global__ void qgen_push_pre(int64_t n)
     push_pre_body(blockIdx.y, n, blockIdx.x, gridDim.x, n, n, threadIdx.x, blockDim.x);
 }
 
-/* The spike lists of steps n, ..., last of trial b: each ranked by its share of the trial's threads
-   (thread t of threads), or, with fewer threads than lists, a list per thread at a time. Also clears the
-   next window's <pop>_win_steps (the window before it, which used them, was pushed). */
+/* The lists of steps n, ..., last of a window shared out among workers (w of workers: the trial's threads or
+   blocks): body(m, first, stride) for list m, each list by its share of them, consecutive workers on one list
+   (a warp then reads its spikes together), or, with fewer workers than lists, a list per worker at a time. */
+template <typename Body>
+__device__ void share_lists(int64_t n, int64_t last, int64_t w, int64_t workers, Body body)
+{
+    const int64_t lists = last - n + 1;
+    if (workers >= lists) {
+        const int64_t share = workers / lists;
+        if (w < share * lists) body(n + w / share, w % share, share);
+    } else {
+        for (int64_t m = n + w; m <= last; m += workers) body(m, 0, 1);
+    }
+}
+
+/* The spike lists of steps n, ..., last of trial b, ranked by the trial's threads (thread t of threads). Also
+   clears the next window's <pop>_win_steps (the window before it, which used them, was pushed). */
 __device__ void rank_window(int64_t b, int64_t n, int64_t last, int64_t t, int64_t threads)
 {
     if (S.W > 1)
         for (int64_t j = t; j < 120; j += threads)
             S.pop1_hid_win_steps[((((n + 1) / S.W + 1) & 1) * S.B + b) * 120 + j] = 0;
-    const int64_t lists = last - n + 1;
-    if (threads >= lists) {  /* consecutive threads on one list: a warp reads each spike of it at once */
-        const int64_t share = threads / lists;
-        if (t < share * lists) rank_body(b, n + t / share, t % share, share);
-    } else {
-        for (int64_t m = n + t; m <= last; m += threads) rank_body(b, m, 0, 1);
-    }
+    share_lists(n, last, t, threads, [=](int64_t m, int64_t first, int64_t stride) { rank_body(b, m, first, stride); });
 }
 
-/* The same for propagation per presynaptic spike, by blocks: each list by its share of the trial's
-   blocks. The lists of one window may be pushed in any order: rings sum, a fifo line's spikes of the
-   whole window are pushed by one thread, heaps and sorted arrays file their events keyed by step. */
-__device__ void push_pre_window(int64_t b, int64_t n, int64_t last)
+/* The window's spikes into the queues, per presynaptic spike: a block per spike, the trial's blocks sharing
+   the lists. The lists of one window may be pushed in any order: rings sum, a fifo line's spikes of the whole
+   window are pushed by one thread, heaps and sorted arrays file their events keyed by step. */
+__device__ void push_pre_window(int64_t b, int64_t n, int64_t last, int64_t t, int64_t threads)
 {
-    const int64_t lists = last - n + 1, blocks = gridDim.x;
-    if (blocks >= lists) {
-        const int64_t share = blocks / lists;
-        if (blockIdx.x < share * lists)
-            push_pre_body(b, n + blockIdx.x % lists, blockIdx.x / lists, share, n, last, threadIdx.x, blockDim.x);
-    } else {
-        for (int64_t m = n + blockIdx.x; m <= last; m += blocks) push_pre_body(b, m, 0, 1, n, last, threadIdx.x, blockDim.x);
-    }
+    (void)t;
+    (void)threads;
+    share_lists(n, last, blockIdx.x, gridDim.x, [=](int64_t m, int64_t first, int64_t stride) {
+        push_pre_body(b, m, first, stride, n, last, threadIdx.x, blockDim.x);
+    });
 }
 
 /* The phases of qgen_steps, whose clock cycles each trial's first block counts (phase_cycles): the neurons
@@ -1351,7 +1356,7 @@ extern "C" __global__ void qgen_steps(int64_t n0, int64_t count)
         if (moved[0] >= 0) S.pop0_inp_in_cursor[b] = moved[0];
         rank_window(b, n, last, t, threads);
         trial_barrier(b, QGEN_PHASE_RANK, &mark);
-        push_pre_window(b, n, last);
+        push_pre_window(b, n, last, t, threads);
         trial_barrier(b, QGEN_PHASE_PUSH, &mark);  /* the events filed under their targets, before the targets enqueue them */
         for (int64_t j = t; j < 120; j += threads)
             pull_body_prj0_inp__hid(b, j, n, last);
