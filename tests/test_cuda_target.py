@@ -225,23 +225,28 @@ def test_windows_of_several_steps_drop_as_step_by_step(backend, write_model, out
     compare(result, reference, timing == "exact", "float64")
 
 
+def inputs_into_lif(timing: str, seed: int, inputs: int, neurons: int, *connections: str) -> str:
+    """Input spikes into LIF neurons (hid, its spikes recorded) through the given connect statements."""
+    lines = "\n    ".join(connections)
+    return f"""
+import "std/lif.snn"
+network Lif {{
+    dt = 0.1 ms
+    timing = {timing}
+    seed = {seed}
+    population inp = input({inputs})
+    population hid = LIF({neurons}, tau_m = 10 ms, tau_s = 2 ms, t_ref = 1 ms)
+    {lines}
+    record hid.spikes
+}}
+"""
+
+
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 def test_fifo_targets_with_more_lines_than_one_scan_takes(backend, write_model, out, timing):
     # a target's fifo lines are scanned 64 at a time: 150 lines, 2 slots each (they overflow), with drops
-    path = write_model(f"""
-import "std/lif.snn"
-network Wide {{
-    dt = 0.1 ms
-    timing = {timing}
-    seed = 3
-    population inp = input(150)
-    population hid = LIF(3, tau_m = 10 ms, tau_s = 2 ms, t_ref = 1 ms)
-    connect inp -> hid all_to_all {{
-        weight ~ uniform(0.0, 0.2); delay ~ uniform(0.5 ms, 4 ms); queue = fifo(capacity = 2)
-    }}
-    record hid.spikes
-}}
-""", f"wide_{timing}.snn")
+    path = write_model(inputs_into_lif(timing, 3, 150, 3, "connect inp -> hid all_to_all { weight ~ uniform(0.0, 0.2); "
+                                       "delay ~ uniform(0.5 ms, 4 ms); queue = fifo(capacity = 2) }"), f"wide_{timing}.snn")
     inputs = poisson(7, 2, timing == "grid", n=150, rate_hz=300.0, duration=40.0)
     sim = load(path, backend, out).simulator(batch=2)
     result, reference = sim.run(inputs, 40.0), ReferenceSimulator(sim.data, batch=2).run(inputs, 40.0)
@@ -254,20 +259,12 @@ network Wide {{
 def test_sources_with_few_synapses_are_pushed_a_thread_per_spike(backend, write_model, out, queue, timing):
     # one_to_one (the queue micro-benchmark's shape) and a sparse ring: at most a warp of synapses per source,
     # so qgen_push_pre takes a thread per spike; small queues drop
-    capacity = {"ring": 1, "fifo": 1, "heap": 2, "sorted": 2}[queue]
-    path = write_model(f"""
-import "std/lif.snn"
-network OneToOne {{
-    dt = 0.1 ms
-    timing = {timing}
-    seed = 4
-    population inp = input(40)
-    population hid = LIF(40, tau_m = 10 ms, tau_s = 2 ms, t_ref = 1 ms)
-    connect inp -> hid one_to_one {{ weight ~ uniform(0.5, 2.5); delay ~ uniform(0.5 ms, 3 ms); queue = {queue}(capacity = {capacity}) }}
-    connect hid -> hid fixed_probability(0.2) {{ weight ~ normal(0.0, 0.5); delay ~ uniform(0.5 ms, 2 ms); queue = {queue}(capacity = {capacity}) }}
-    record hid.spikes
-}}
-""", f"one_to_one_{queue}_{timing}.snn")
+    queued = f"queue = {queue}(capacity = {({'ring': 1, 'fifo': 1, 'heap': 2, 'sorted': 2}[queue])})"
+    path = write_model(inputs_into_lif(
+        timing, 4, 40, 40,
+        f"connect inp -> hid one_to_one {{ weight ~ uniform(0.5, 2.5); delay ~ uniform(0.5 ms, 3 ms); {queued} }}",
+        f"connect hid -> hid fixed_probability(0.2) {{ weight ~ normal(0.0, 0.5); delay ~ uniform(0.5 ms, 2 ms); {queued} }}"),
+        f"one_to_one_{queue}_{timing}.snn")
     model = load(path, backend, out)
     assert model.build.manifest["kernels"]["spike"] == "thread"
     inputs = poisson(8, 2, timing == "grid", n=40, rate_hz=400.0, duration=40.0)
