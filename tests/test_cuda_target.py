@@ -190,6 +190,26 @@ def test_unchanged_network_arrays_are_not_copied_again(backend, out, monkeypatch
     assert any(src is weights for src in copied)
 
 
+def test_bound_inputs_are_not_copied_again(backend, write_model, out, monkeypatch):
+    path = write_model(network("sorted", 2, "grid", 6), "bound.snn")
+    sim = load(path, backend, out).simulator(batch=2)
+    inputs = poisson(6, 2, True, rate_hz=200.0)
+    expected = sim.run(inputs, 50.0)
+    bound = sim.bind(inputs, 50.0)
+    device = sim._state.device
+    copied = []
+    htod = device.cuda.memcpy_htod
+    monkeypatch.setattr(device, "cuda", type("Counting", (), {
+        "__getattr__": lambda self, name: getattr(cuda_target._driver(), name),
+        "memcpy_htod": staticmethod(lambda dest, src: copied.append(src) or htod(dest, src))})())
+    # bound, bound again (none of its arrays copied), the spikes (theirs copied), bound (copied again)
+    for given, copies in ((bound, len(bound.arrays)), (bound, 0), (inputs, 0), (bound, len(bound.arrays))):
+        copied.clear()
+        compare(sim.run(given, 50.0), expected, False, "float64")
+        assert sum(any(src is a for a in bound.arrays.values()) for src in copied) == copies
+        assert given is bound or any(src.size == bound.arrays["pop0_inp_in_time"].size for src in copied)
+
+
 def test_a_window_of_steps_follows_the_delays_of_each_run(backend, write_model, out):
     # every queue a ring: qgen_steps takes as many steps per phase as the shortest delay allows,
     # computed at each run from the delays as they are then

@@ -5,9 +5,11 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 import qgen
+from qgen.errors import Code, QgenError
 from qgen.runtime import inputs, schedule
 from qgen.runtime.inputs import lexsort_order
 from qgen.targets.cuda import _most_per_group
@@ -67,6 +69,39 @@ def test_bound_input_spikes_go_by_step_then_neuron_and_stop_at_the_end(tmp_path)
             part = slice(bound["start"][trial], bound["start"][trial + 1])
             got = list(zip(bound["step"][part], bound["time"][part], bound["id"][part]))
             assert got == expected
+
+
+def test_inputs_bound_once_run_as_the_spikes_do(tmp_path):
+    """sim.bind checks, orders and binds input spikes once for a duration; runs with them equal runs with
+    the spikes (records, drops, gradients), their arrays are copies and read-only, and a run of another
+    duration or another simulation refuses them."""
+    path = tmp_path / "net.snn"
+    path.write_text(network("heap", 2, "exact", 3))
+    model = qgen.load(path, out=tmp_path / "generated")
+    sim = model.simulator(batch=2)
+    gen = np.random.default_rng(3)
+    trials = [(gen.uniform(0, 40, 150), gen.integers(0, 8, 150)) for _ in range(2)]
+    given = {"inp": [(t.copy(), i.copy()) for t, i in trials]}
+    bound = sim.bind(given, 40.0)
+    given["inp"][0][0][:] = 1.0  # the caller's arrays change: the bound copies do not
+    expected = sim.run({"inp": trials}, 40.0)
+    for _ in range(2):
+        result = sim.run(bound, 40.0)
+        for pop in expected.spikes:
+            np.testing.assert_array_equal(result.spikes[pop].times, expected.spikes[pop].times)
+        assert {k: v.tolist() for k, v in result.drops.items()} == {k: v.tolist() for k, v in expected.drops.items()}
+        assert sum(int(v.sum()) for v in result.drops.values()) > 0
+    assert all(not array.flags.writeable for array in bound.arrays.values())
+    cot = {"hid.spikes": np.ones_like(expected.spikes["hid"].times)}
+    sim.run({"inp": trials}, 40.0, grad=True)
+    unbound = sim.backward(cot).flat()
+    sim.run(bound, 40.0, grad=True)
+    np.testing.assert_array_equal(sim.backward(cot).flat(), unbound)
+    for run, code in ((lambda: sim.run(bound, 30.0), "for 400 steps, not 300"),
+                      (lambda: model.simulator(batch=2).run(bound, 40.0), "another simulation")):
+        with pytest.raises(QgenError) as err:
+            run()
+        assert err.value.code == Code.BAD_INPUT and code in err.value.message
 
 
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=30), st.booleans())

@@ -346,7 +346,7 @@ class Device:
         self.threads = int(plan["threads"])
         self.buffers: dict[str, object] = {}
         self.nbytes: dict[str, int] = {}
-        self.current: set[str] = set()  # network arrays whose device copy is current (read-only on the host)
+        self.current: dict[str, np.ndarray] = {}  # read-only host arrays whose device copy is current
         self.fresh = False
 
     # ------------------------------------------------------------ memory
@@ -354,7 +354,7 @@ class Device:
     def _buffer(self, name: str, nbytes: int):
         nbytes = max(int(nbytes), 8)
         if self.nbytes.get(name) != nbytes:
-            self.current.discard(name)
+            self.current.pop(name, None)
             self.buffers.pop(name, None)  # freed when collected
             self.buffers[name] = self.cuda.mem_alloc(nbytes)
             self.nbytes[name] = nbytes
@@ -363,19 +363,24 @@ class Device:
     def upload(self, lifetimes: tuple[str, ...]) -> None:
         """The host arrays of these lifetimes to the device. A network array is made read-only once it is
         there and not copied again while it stays so (BoundArrays makes it writeable when asked for): the
-        full-scale microcircuit's synapses took a second per run. Parameters always go (drives change them)."""
+        full-scale microcircuit's synapses took a second per run. Input arrays that sim.bind made
+        (read-only) are not copied again while they are the ones on the device. Parameters always go
+        (drives change them)."""
         for field in self.sim._fields.values():
             if field.lifetime in lifetimes:
                 array = self.sim._arrays[field.name]
                 protect = field.lifetime == "network" and not field.name.endswith(("_params", "_derived"))
-                if protect and not array.flags.writeable and field.name in self.current:
+                if not array.flags.writeable and self.current.get(field.name) is array:
                     continue
                 buffer = self._buffer(field.name, array.nbytes)
                 if array.nbytes:
                     self.cuda.memcpy_htod(buffer, array)
                 if protect:
                     array.flags.writeable = False
-                    self.current.add(field.name)
+                if array.flags.writeable:  # it may change before the next run: copied again then
+                    self.current.pop(field.name, None)
+                else:
+                    self.current[field.name] = array
 
     def allocate_device_only(self, sizes: dict) -> None:
         for field in self.sim._fields.values():
@@ -508,7 +513,7 @@ def _most_per_group(key: np.ndarray) -> int:
 
 
 def _simulation_class():
-    from qgen.runtime.simulation import _NUMPY, Simulation
+    from qgen.runtime.simulation import _NUMPY, BoundInputs, Simulation
 
     class CudaSimulation(Simulation):
         """Run a CUDA build: ``qgen.load(path, target="cuda").simulator(batch=2).run(inputs, 100.0)``.
@@ -554,23 +559,14 @@ def _simulation_class():
         def _bind_run(self, steps: int, inputs, *args, **kwargs) -> dict:
             sizes = super()._bind_run(steps, inputs, *args, **kwargs)
             spikes = self.spikes_per_step if self.exact else 1
-            capacity = 0
-            per_neuron = {}  # the most spikes of one neuron in one step: the staging rows' P
-            staged = {p["pre"] for p in self._projs.values() if f"P{p['index']}" in self.build.scalars}
+            counted = inputs.derived.get("cuda") if isinstance(inputs, BoundInputs) else None
+            if counted is None:  # bound inputs are counted once
+                counted = self._count_inputs()
+                if isinstance(inputs, BoundInputs):
+                    inputs.derived["cuda"] = counted
+            capacity, per_neuron = counted[0], dict(counted[1])  # per_neuron: the staging rows' P
             for name, pop in self._pops.items():
-                if not any(p["pre"] == name for p in self._projs.values()):
-                    continue
-                if pop["kind"] is None:  # the most input spikes pushed in one step of one trial
-                    push = self._arrays[f"{pop['prefix']}_in_step"]
-                    start = self._arrays[f"{pop['prefix']}_in_start"]
-                    ids = self._arrays[f"{pop['prefix']}_in_id"]
-                    trials = [(a, z) for a, z in zip(start[:-1], start[1:]) if z > a]
-                    capacity += max((int(np.bincount(push[a:z] - push[a:z].min()).max()) for a, z in trials),
-                                    default=0)
-                    if name in staged:
-                        per_neuron[name] = max((_most_per_group(push[a:z] * pop["size"] + ids[a:z])
-                                                for a, z in trials), default=1)
-                else:
+                if pop["kind"] is not None and any(p["pre"] == name for p in self._projs.values()):
                     capacity += pop["size"] * spikes
                     per_neuron[name] = spikes
             staging = [proj for proj in self._projs.values() if f"P{proj['index']}" in self.build.scalars]
@@ -598,6 +594,24 @@ def _simulation_class():
             self._sizes = sizes
             self._state.device.fresh = True
             return sizes
+
+        def _count_inputs(self) -> tuple[int, dict[str, int]]:
+            """Over the input populations with projections: the most input spikes pushed in one step of
+            one trial (summed), and per population the most spikes of one neuron in one step."""
+            capacity, per_neuron = 0, {}
+            staged = {p["pre"] for p in self._projs.values() if f"P{p['index']}" in self.build.scalars}
+            for name, pop in self._pops.items():
+                if pop["kind"] is not None or not any(p["pre"] == name for p in self._projs.values()):
+                    continue
+                push = self._arrays[f"{pop['prefix']}_in_step"]
+                start = self._arrays[f"{pop['prefix']}_in_start"]
+                ids = self._arrays[f"{pop['prefix']}_in_id"]
+                trials = [(a, z) for a, z in zip(start[:-1], start[1:]) if z > a]
+                capacity += max((int(np.bincount(push[a:z] - push[a:z].min()).max()) for a, z in trials), default=0)
+                if name in staged:
+                    per_neuron[name] = max((_most_per_group(push[a:z] * pop["size"] + ids[a:z]) for a, z in trials),
+                                           default=1)
+            return capacity, per_neuron
 
         def _window(self, capacity: int, staged: int) -> int:
             """Steps that qgen_steps takes per phase: as many as no event is due sooner (1 when launching
