@@ -358,6 +358,20 @@ def tiny(out, tmp_path_factory):
     return sim, inputs
 
 
+def test_inputs_bound_once_run_as_the_spikes_do(tiny):
+    sim, inputs = tiny
+    expected = sim.run(inputs, 10.0)
+    bound = sim.bind(inputs, 10.0)
+    for _ in range(2):
+        result = sim.run(bound, 10.0)
+        for pop in expected.spikes:
+            np.testing.assert_array_equal(result.spikes[pop].times, expected.spikes[pop].times)
+    with pytest.raises(QgenError, match="bound for 100 steps, not 50"):
+        sim.run(bound, 5.0)
+    with pytest.raises(QgenError, match="another simulation"):
+        qgen.load(EXAMPLES / "yinyang.snn", target="reference").simulator().run(bound, 10.0)
+
+
 def test_the_forward_function_is_pure_under_jit_and_vmap(tiny):
     sim, inputs = tiny
     forward = sim.forward_fn(20.0, inputs)

@@ -20,12 +20,36 @@ Spikes = tuple[np.ndarray, np.ndarray]
 Inputs = Mapping[str, Spikes | Sequence[Spikes]]
 
 
+class BoundInputs:
+    """Input spikes checked, ordered and bound once, for one simulation and one duration
+    (``sim.bind``): ``run(bound, duration)`` reads them again without doing that work (and on
+    the cuda target without copying them to the GPU again), as GeNN's spike source arrays, NEST's
+    spike generators and Brian2's SpikeGeneratorGroup are set once for many runs. Its arrays are
+    read-only."""
+
+    def __init__(self, sim, steps: int, arrays: dict, sizes: dict) -> None:
+        self._sim, self.steps, self.arrays, self.sizes = sim, steps, arrays, sizes
+        self.derived: dict[str, object] = {}  # what a target computes once from them (the cuda target's list sizes)
+
+    def check(self, sim, steps: int) -> "BoundInputs":
+        """Itself, if bound by ``sim`` for runs of ``steps`` steps; else a clear error."""
+        if self._sim is not sim:
+            raise QgenError(Code.BAD_INPUT, "these inputs were bound by another simulation",
+                            hint="bind them with this simulation's bind(), or pass the spikes")
+        if self.steps != steps:
+            raise QgenError(Code.BAD_INPUT, f"these inputs were bound for {self.steps} steps, not {steps}",
+                            hint=f"bind them for this duration, or run for {self.steps * sim.dt:g} ms")
+        return self
+
+
 def _bad(message: str, hint: str | None = None) -> QgenError:
     return QgenError(Code.BAD_INPUT, message, hint=hint)
 
 
 def check_inputs(inputs: Inputs | None, data: NetworkData, batch: int) -> dict[str, list[Spikes]]:
     """Per input population, ``batch`` (times, ids) pairs with ids in range and times >= 0."""
+    if isinstance(inputs, BoundInputs):
+        raise _bad("these inputs were bound by another simulation", "pass the spikes, or bind them with this one's bind()")
     if inputs is not None and not isinstance(inputs, Mapping):
         raise _bad(f"inputs must be a mapping from input population to spikes, not {type(inputs).__name__}",
                    "e.g. {'inp': (times, ids)}, or {'inp': [(times, ids) per trial]}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.codegen.names import c_identifier
-from qgen.runtime.inputs import Inputs, check_inputs, pushed_in_order
+from qgen.runtime.inputs import BoundInputs, Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
 from qgen.targets.c import CBuild
@@ -60,18 +60,6 @@ class BoundArrays(Mapping):
 
     def __len__(self) -> int:
         return len(self._arrays)
-
-
-class BoundInputs:
-    """Input spikes checked, ordered and bound once, for one simulation and one duration
-    (:meth:`Simulation.bind`): ``run(bound, duration)`` reads them again without doing that work (and on
-    the cuda target without copying them to the GPU again), as GeNN's spike source arrays, NEST's
-    spike generators and Brian2's SpikeGeneratorGroup are set once for many runs. Its arrays are
-    read-only."""
-
-    def __init__(self, sim: "Simulation", steps: int, arrays: dict[str, np.ndarray], sizes: dict[str, int]) -> None:
-        self._sim, self.steps, self.arrays, self.sizes = sim, steps, arrays, sizes
-        self.derived: dict[str, object] = {}  # what a target computes once from them (the cuda target's list sizes)
 
 
 class Simulation:
@@ -266,12 +254,7 @@ class Simulation:
         """
         steps = self._steps(duration)
         if isinstance(inputs, BoundInputs):
-            if inputs._sim is not self:
-                raise QgenError(Code.BAD_INPUT, "these inputs were bound by another simulation",
-                                hint="bind them with this simulation's bind(), or pass the spikes")
-            if inputs.steps != steps:
-                raise QgenError(Code.BAD_INPUT, f"these inputs were bound for {inputs.steps} steps, not {steps}",
-                                hint=f"bind them for {duration} ms, or run for {inputs.steps * self.dt:g} ms")
+            inputs.check(self, steps)
         if grad:
             self._check_differentiable()
         self._last = None

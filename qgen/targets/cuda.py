@@ -513,7 +513,8 @@ def _most_per_group(key: np.ndarray) -> int:
 
 
 def _simulation_class():
-    from qgen.runtime.simulation import _NUMPY, BoundInputs, Simulation
+    from qgen.runtime.inputs import BoundInputs
+    from qgen.runtime.simulation import _NUMPY, Simulation
 
     class CudaSimulation(Simulation):
         """Run a CUDA build: ``qgen.load(path, target="cuda").simulator(batch=2).run(inputs, 100.0)``.

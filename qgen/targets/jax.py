@@ -34,7 +34,7 @@ import numpy as np
 from qgen.codegen.fingerprint import template_hash
 from qgen.errors import Code, QgenError, SimulationError
 from qgen.ir.nodes import Model
-from qgen.runtime.inputs import Inputs, check_inputs, pushed_in_order
+from qgen.runtime.inputs import BoundInputs, Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result
 from qgen.runtime.schedule import grid_point, grid_steps
@@ -564,14 +564,27 @@ class JaxSimulation:
             raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
         return int(math.ceil(duration / self.dt - 1e-9))
 
-    def run(self, inputs: Inputs | None = None, duration: float = 100.0,
+    def bind(self, inputs: Inputs | None, duration: float) -> BoundInputs:
+        """Input spikes checked and encoded once, on the device, for runs of ``duration`` ms
+        (``run(bound, duration)``), as on the C target."""
+        import jax
+
+        steps = self._steps(duration)
+        encoded, input_sizes = self.encode_inputs(inputs, steps)
+        return BoundInputs(self, steps, jax.device_put(encoded), input_sizes)
+
+    def run(self, inputs: Inputs | BoundInputs | None = None, duration: float = 100.0,
             progress: Callable[[int, int], None] | None = None) -> Result:
-        """Simulate ``duration`` ms of every trial from the initial state."""
+        """Simulate ``duration`` ms of every trial from the initial state (``inputs``: spikes, or what
+        :meth:`bind` made of them for this duration)."""
         import jax
 
         steps = self._steps(duration)
         self._check_network()
-        encoded, input_sizes = self.encode_inputs(inputs, steps)
+        if isinstance(inputs, BoundInputs):
+            encoded, input_sizes = inputs.check(self, steps).arrays, inputs.sizes
+        else:
+            encoded, input_sizes = self.encode_inputs(inputs, steps)
         config = self.config(steps, input_sizes)
         with precision_scope(self.build.precision):
             outputs = jax.device_get(self.build.simulate(self._network, self.params(), encoded, config))
