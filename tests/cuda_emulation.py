@@ -135,7 +135,8 @@ static void qgen_fiber_main(void)
     if (--qgen_emu.live[block] > 0 && qgen_emu.arrived[block] == qgen_emu.live[block]) qgen_release(block);
 }  /* returns to the scheduler (uc_link) */
 
-/* Run the threads of blocks [first, last) as fibers, round robin from wait to wait. A thread that finished
+/* Run the threads of blocks [first, last) as fibers, from wait to wait, in turn forward and backward (so that
+   work of one phase that depends on the order of threads shows). A thread that finished
    counts as arrived at its block's barriers; blocks that never meet at a trial's barrier end with the
    kernel's QGEN_BARRIER_STUCK (its spins are yields here). */
 static void qgen_run_fibers(int first, int last, unsigned bx)
@@ -162,9 +163,10 @@ static void qgen_run_fibers(int first, int last, unsigned bx)
         makecontext(&f->context, qgen_fiber_main, 0);
     }
     qgen_emu.active = 1;
-    for (int left = fibers; left > 0; ) {
+    for (int left = fibers, round = 0; left > 0; ++round) {
         left = 0;
-        for (int i = 0; i < fibers; ++i) {
+        for (int k = 0; k < fibers; ++k) {
+            const int i = round % 2 ? fibers - 1 - k : k;  /* forward, then backward: either order of a phase's work */
             qgen_fiber *f = &qgen_emu.fibers[i];
             if (f->done) continue;
             qgen_emu.current = i;
