@@ -70,6 +70,16 @@ def test_parameters_initial_state_traces_drives_and_a_batch_equal_the_c_target(b
     assert_same(got, expected, rtol=1e-9)
 
 
+def test_more_neurons_than_threads_equal_the_c_target(backend, write, out):
+    # 30 neurons for the block's threads (8 in the emulation): each thread steps back several, finds each
+    # one's arrivals by search, and adds the dL/dt of other threads' spikes; parameters: the replay too
+    text = WITH_PARAMETERS.replace("population hid = LIF(6,", "population hid = LIF(30,")
+    assert text != WITH_PARAMETERS
+    got, expected, result = both(backend, write, out, text, "wide", batch=2)
+    assert result.spikes["hid"].counts.sum() >= 30
+    assert_same(got, expected, rtol=1e-9)
+
+
 def test_spikes_that_events_trigger_equal_the_c_target(backend, write, out):
     got, expected, result = both(backend, write, out, TRIGGERED, "triggered", batch=2)
     assert result.spikes["hid"].counts.sum() >= 10
