@@ -1891,27 +1891,27 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t size)
     return QGEN_OK;
 }
 
-static int grow_flows(qgen_work *bk, int64_t need, int n)
+static int grow_flows(qgen_work *w, int64_t need, int n)
 {
-    if (need <= bk->cap_flows) return QGEN_OK;
-    int64_t cap = bk->cap_flows ? bk->cap_flows : 16;
+    if (need <= w->cap_flows) return QGEN_OK;
+    int64_t cap = w->cap_flows ? w->cap_flows : 16;
     while (cap < need) cap *= 2;
-    double *t = (double *)realloc(bk->flow_t, (size_t)cap * sizeof *t);
+    double *t = (double *)realloc(w->flow_t, (size_t)cap * sizeof *t);
     if (!t) return QGEN_OUT_OF_MEMORY;
-    bk->flow_t = t;
-    double *delta = (double *)realloc(bk->flow_delta, (size_t)cap * sizeof *delta);
+    w->flow_t = t;
+    double *delta = (double *)realloc(w->flow_delta, (size_t)cap * sizeof *delta);
     if (!delta) return QGEN_OUT_OF_MEMORY;
-    bk->flow_delta = delta;
-    int32_t *ref = (int32_t *)realloc(bk->flow_ref, (size_t)cap * sizeof *ref);
+    w->flow_delta = delta;
+    int32_t *ref = (int32_t *)realloc(w->flow_ref, (size_t)cap * sizeof *ref);
     if (!ref) return QGEN_OUT_OF_MEMORY;
-    bk->flow_ref = ref;
-    real *x = (real *)realloc(bk->flow_x, (size_t)(cap * n) * sizeof *x);
+    w->flow_ref = ref;
+    real *x = (real *)realloc(w->flow_x, (size_t)(cap * n) * sizeof *x);
     if (!x) return QGEN_OUT_OF_MEMORY;
-    bk->flow_x = x;
-    real *y = (real *)realloc(bk->jump_x, (size_t)(cap * n) * sizeof *y);
+    w->flow_x = x;
+    real *y = (real *)realloc(w->jump_x, (size_t)(cap * n) * sizeof *y);
     if (!y) return QGEN_OUT_OF_MEMORY;
-    bk->jump_x = y;
-    bk->cap_flows = cap;
+    w->jump_x = y;
+    w->cap_flows = cap;
     return QGEN_OK;
 }
 
@@ -2099,7 +2099,7 @@ static int push_emission(qgen_state *s, qgen_back *bk, const qgen_emission *e, i
 
 /* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
 static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
-                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *bk, int64_t *m_out)
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *w, int64_t *m_out)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
     int64_t m = 0;
@@ -2108,25 +2108,25 @@ static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
     int64_t ends = 0;
     if (tref > 0)
         for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k) ends += time[k] + tref <= t1;
-    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne + (c_hi - c_lo) + ends, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    if (grow((void **)&w->jumps, &w->cap_jumps, ne + (c_hi - c_lo) + ends, sizeof *w->jumps)) return QGEN_OUT_OF_MEMORY;
     if (tref > 0)
         for (int64_t k = c_hi - 1; k >= 0 && time[k] + tref > t0; --k)
             if (time[k] + tref <= t1) {
                 const qgen_jump end = {time[k] + tref, 0, -1, -1, 0, -1, 0, -1, k, 0};
-                bk->jumps[m++] = end;
+                w->jumps[m++] = end;
             }
     for (int64_t k = c_lo; k < c_hi; ++k) {
         const int32_t proj = s->pop1_hid_tape_proj[row + k];
         const qgen_jump crossing = {time[k], 1, -1, -1, 0, -1, 0, -1, k, 0};
         const qgen_jump triggered = {time[k], 2, proj, s->pop1_hid_tape_syn[row + k], 1, -1, 0, -1, k, 0};
-        bk->jumps[m++] = proj < 0 ? crossing : triggered;
+        w->jumps[m++] = proj < 0 ? crossing : triggered;
     }
     for (int64_t e = 0; e < ne; ++e) {
         const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
                                    ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
-        bk->jumps[m++] = arrival;
+        w->jumps[m++] = arrival;
     }
-    sort_jumps(bk->jumps, m);
+    sort_jumps(w->jumps, m);
     *m_out = m;
     return QGEN_OK;
 }
@@ -2134,21 +2134,21 @@ static int jumps_pop1_hid(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
 /* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
    sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
 static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
-                           double tref, double t0, double t1, int64_t m, qgen_work *bk, int store)
+                           double tref, double t0, double t1, int64_t m, qgen_work *w, int store)
 {
-    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    if (grow_flows(w, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
     const int64_t row = (b * 120 + j) * s->H1;
     double t = t0;
     real y[2], Pm[6];
     for (int64_t f = 0; f <= m; ++f) {
-        const double target = f < m ? bk->jumps[f].time : t1;
+        const double target = f < m ? w->jumps[f].time : t1;
         const double delta = target > t ? target - t : 0;
         const int ref = until > t;
-        bk->flow_t[f] = t;
-        bk->flow_delta[f] = delta;
-        bk->flow_ref[f] = ref;
+        w->flow_t[f] = t;
+        w->flow_delta[f] = delta;
+        w->flow_ref[f] = ref;
         if (store) {
-            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            memcpy(w->flow_x + f * 2, x, sizeof y);
             if (delta > 0) {
                 if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
                 else
@@ -2159,9 +2159,9 @@ static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, 
         }
         if (delta > 0) t = target;
         if (f == m) break;
-        qgen_jump *jp = &bk->jumps[f];
+        qgen_jump *jp = &w->jumps[f];
         jp->ref = until > t;
-        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (store) memcpy(w->jump_x + f * 2, x, sizeof y);
         if (jp->rank == 2 && jp->sub == 0) {
             if (store) {
                 if (jp->ref) LIF_event_refractory(p, x, jp->w);
@@ -2183,7 +2183,7 @@ static int through_pop1_hid(qgen_state *s, int64_t b, int64_t j, const real *p, 
 /* Replay step n of the segment for neurons first, first + stride, ...: the states at t1 (X1) from those at
    t0 (X0); rc: each neuron's next spike. */
 static int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *bk, int64_t first,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *w, int64_t first,
                           int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
@@ -2203,7 +2203,7 @@ static int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arriv
         real *x = X1 + j * 2;
         memcpy(x, X0 + j * 2, 2 * sizeof *x);
         int64_t m;
-        if (jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        if (jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, w, &m)) return QGEN_OUT_OF_MEMORY;
         e = e1;
         if (m == 0) {
             real y[2];
@@ -2211,7 +2211,7 @@ static int replay_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arriv
             memcpy(x, y, sizeof y);
             continue;
         }
-        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, w, 1)) return QGEN_OUT_OF_MEMORY;
     }
     return QGEN_OK;
 }
@@ -2256,7 +2256,7 @@ static inline void arrive_pop1_hid(qgen_state *s, int64_t b, const real *p, cons
 /* Step n backwards for neurons first, first + stride, ...: λ at t1 to λ at t0; X0: the states at t0 (NULL: not
    needed); cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
 static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *bk,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *w,
                         const real *Dg, const real *Dg_ref, double **dts, int64_t first, int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
@@ -2302,7 +2302,7 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
             continue;
         }
-        if (!(still && e1 == e) && jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+        if (!(still && e1 == e) && jumps_pop1_hid(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, w, &m))
             return QGEN_OUT_OF_MEMORY;
         e = e1;
         if (m == 0) {  /* no jump: one flow over dt */
@@ -2312,17 +2312,17 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             continue;
         }
         if (X0) memcpy(x, X0 + j * 2, sizeof x);
-        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        if (through_pop1_hid(s, b, j, p, x, until, tref, t0, t1, m, w, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
         double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
         for (int64_t f = m; f >= 0; --f) {
-            const double delta = bk->flow_delta[f];
+            const double delta = w->flow_delta[f];
             if (delta > 0) {
-                const int ref = bk->flow_ref[f];
+                const int ref = w->flow_ref[f];
                 if (X0) {
                     if (ref) LIF_propagator_gradients_refractory(p, (real)delta, Dtmp);
                     else
                     LIF_propagator_gradients(p, (real)delta, Dtmp);
-                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 5);
+                    flow_gradient(Dtmp, lam, w->flow_x + f * 2, grad, 2, 5);
                 }
                 if (ref) LIF_propagator_refractory(p, (real)delta, Pm);
                 else
@@ -2330,8 +2330,8 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
                 adjoint_flow(Pm, lam, 2);
             }
             if (f == 0) break;
-            const qgen_jump *jp = &bk->jumps[f - 1];
-            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
+            const qgen_jump *jp = &w->jumps[f - 1];
+            const real *xm = X0 ? w->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
             real lam_r[2];
             for (int r = 0; r < 2; ++r) lam_r[r] = (real)lam[r];
             if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
@@ -2388,7 +2388,7 @@ static int back_pop1_hid(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
 
 /* The jumps of neuron j in step n: its arrivals ev[0..ne), its spikes [c_lo, c_hi) and refractory ends. */
 static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const qgen_arrival *ev, int64_t ne,
-                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *bk, int64_t *m_out)
+                         int64_t c_lo, int64_t c_hi, double tref, qgen_work *w, int64_t *m_out)
 {
     const double t0 = n * QGEN_DT;
     int64_t m = 0;
@@ -2398,13 +2398,13 @@ static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
     (void)c_lo;
     (void)c_hi;
     (void)tref;
-    if (grow((void **)&bk->jumps, &bk->cap_jumps, ne, sizeof *bk->jumps)) return QGEN_OUT_OF_MEMORY;
+    if (grow((void **)&w->jumps, &w->cap_jumps, ne, sizeof *w->jumps)) return QGEN_OUT_OF_MEMORY;
     for (int64_t e = 0; e < ne; ++e) {
         const qgen_jump arrival = {ev[e].time > t0 ? ev[e].time : t0, 2, ev[e].proj, ev[e].syn, 0, ev[e].src_pop, 0,
                                    ev[e].src, -1, weight_of(s, ev[e].proj, ev[e].syn)};
-        bk->jumps[m++] = arrival;
+        w->jumps[m++] = arrival;
     }
-    sort_jumps(bk->jumps, m);
+    sort_jumps(w->jumps, m);
     *m_out = m;
     return QGEN_OK;
 }
@@ -2412,9 +2412,9 @@ static int jumps_pop2_out(qgen_state *s, int64_t b, int64_t j, int64_t n, const 
 /* Forward through neuron j's m jumps in [t0, t1) from state x (at t0; at t1 on return): records the
    sub-intervals (start, width, refractory, state at the start if store) and the state before each jump. */
 static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, real *x, double until,
-                           double tref, double t0, double t1, int64_t m, qgen_work *bk, int store)
+                           double tref, double t0, double t1, int64_t m, qgen_work *w, int store)
 {
-    if (grow_flows(bk, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
+    if (grow_flows(w, m + 1, 2)) return QGEN_OUT_OF_MEMORY;
     (void)s;
     (void)b;
     (void)j;
@@ -2422,14 +2422,14 @@ static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, 
     double t = t0;
     real y[2], Pm[6];
     for (int64_t f = 0; f <= m; ++f) {
-        const double target = f < m ? bk->jumps[f].time : t1;
+        const double target = f < m ? w->jumps[f].time : t1;
         const double delta = target > t ? target - t : 0;
         const int ref = until > t;
-        bk->flow_t[f] = t;
-        bk->flow_delta[f] = delta;
-        bk->flow_ref[f] = ref;
+        w->flow_t[f] = t;
+        w->flow_delta[f] = delta;
+        w->flow_ref[f] = ref;
         if (store) {
-            memcpy(bk->flow_x + f * 2, x, sizeof y);
+            memcpy(w->flow_x + f * 2, x, sizeof y);
             if (delta > 0) {
                 LI_propagator(p, (real)delta, Pm);
                 apply_affine(Pm, x, y, 2);
@@ -2438,9 +2438,9 @@ static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, 
         }
         if (delta > 0) t = target;
         if (f == m) break;
-        qgen_jump *jp = &bk->jumps[f];
+        qgen_jump *jp = &w->jumps[f];
         jp->ref = until > t;
-        if (store) memcpy(bk->jump_x + f * 2, x, sizeof y);
+        if (store) memcpy(w->jump_x + f * 2, x, sizeof y);
         if (jp->rank == 2 && jp->sub == 0) {
             if (store) LI_event(p, x, jp->w);
         } else if (jp->rank == 0) {
@@ -2453,7 +2453,7 @@ static int through_pop2_out(qgen_state *s, int64_t b, int64_t j, const real *p, 
 /* Replay step n of the segment for neurons first, first + stride, ...: the states at t1 (X1) from those at
    t0 (X0); rc: each neuron's next spike. */
 static int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *bk, int64_t first,
+                          real *X1, int64_t *rc, const real *p, const real *d, qgen_work *w, int64_t first,
                           int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
@@ -2469,7 +2469,7 @@ static int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arriv
         real *x = X1 + j * 2;
         memcpy(x, X0 + j * 2, 2 * sizeof *x);
         int64_t m;
-        if (jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m)) return QGEN_OUT_OF_MEMORY;
+        if (jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, w, &m)) return QGEN_OUT_OF_MEMORY;
         e = e1;
         if (m == 0) {
             real y[2];
@@ -2477,7 +2477,7 @@ static int replay_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arriv
             memcpy(x, y, sizeof y);
             continue;
         }
-        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, 1)) return QGEN_OUT_OF_MEMORY;
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, w, 1)) return QGEN_OUT_OF_MEMORY;
     }
     return QGEN_OK;
 }
@@ -2516,7 +2516,7 @@ static inline void arrive_pop2_out(qgen_state *s, int64_t b, const real *p, cons
 /* Step n backwards for neurons first, first + stride, ...: λ at t1 to λ at t0; X0: the states at t0 (NULL: not
    needed); cursor: each neuron's spikes with a step <= n (on return: < n); grad: dL/dp of this run of parameters. */
 static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival *ev, int64_t ne, const real *X0,
-                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *bk,
+                        int64_t *cursor, const real *p, const real *d, double *grad, qgen_work *w,
                         const real *Dg, const real *Dg_ref, double **dts, int64_t first, int64_t stride)
 {
     const double t0 = n * QGEN_DT, t1 = (n + 1) * QGEN_DT;
@@ -2555,7 +2555,7 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             adjoint_flow(d + (until > t0 ? 6 : 0), lam, 2);
             continue;
         }
-        if (!(still && e1 == e) && jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, bk, &m))
+        if (!(still && e1 == e) && jumps_pop2_out(s, b, j, n, ev + e, e1 - e, c_lo, c_hi, tref, w, &m))
             return QGEN_OUT_OF_MEMORY;
         e = e1;
         if (m == 0) {  /* no jump: one flow over dt */
@@ -2565,23 +2565,23 @@ static int back_pop2_out(qgen_state *s, int64_t b, int64_t n, const qgen_arrival
             continue;
         }
         if (X0) memcpy(x, X0 + j * 2, sizeof x);
-        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, bk, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
+        if (through_pop2_out(s, b, j, p, x, until, tref, t0, t1, m, w, X0 != NULL)) return QGEN_OUT_OF_MEMORY;
         double pending = 0;  /* dL/dt of a spike an event triggered: it moves with the event */
         for (int64_t f = m; f >= 0; --f) {
-            const double delta = bk->flow_delta[f];
+            const double delta = w->flow_delta[f];
             if (delta > 0) {
-                const int ref = bk->flow_ref[f];
+                const int ref = w->flow_ref[f];
                 if (X0) {
                     LI_propagator_gradients(p, (real)delta, Dtmp);
-                    flow_gradient(Dtmp, lam, bk->flow_x + f * 2, grad, 2, 2);
+                    flow_gradient(Dtmp, lam, w->flow_x + f * 2, grad, 2, 2);
                 }
                 (void)ref;
                 LI_propagator(p, (real)delta, Pm);
                 adjoint_flow(Pm, lam, 2);
             }
             if (f == 0) break;
-            const qgen_jump *jp = &bk->jumps[f - 1];
-            const real *xm = X0 ? bk->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
+            const qgen_jump *jp = &w->jumps[f - 1];
+            const real *xm = X0 ? w->jump_x + (f - 1) * 2 : zero;  /* the state before the jump */
             if (jp->rank == 2 && jp->sub == 0) {  /* an arrival */
                 arrive_pop2_out(s, b, p, xm, jp->ref, jp->proj, jp->syn, jp->w, jp->src_pop, jp->src, pending, lam, grad,
                                X0 != NULL, dts);
