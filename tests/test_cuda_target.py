@@ -262,6 +262,33 @@ network Lif {{
 """
 
 
+def test_fifo_sources_spiking_in_the_last_step_of_a_window(backend, write_model, out):
+    # the queue micro-benchmark's shape: delay 80 steps, so windows of 64 steps (from step -1); a spike in a
+    # window's last step (bit 63 of the window's steps) once made a shift by 64, undefined, which on the CPU
+    # pushed it twice
+    path = write_model("""
+neuron Counter {
+    state { c = 0.0 }
+    on_event(w) { c += w }
+}
+network Window {
+    dt = 1 ms
+    timing = grid
+    population src = input(3)
+    population dst = Counter(3)
+    connect src -> dst one_to_one { weight = 1.0; delay = 80 ms; queue = fifo(capacity = 4) }
+}
+""", "last_step.snn")
+    pushed = np.array([62, 126, 50, 62, 63, 190])  # the steps at whose end the spikes are pushed
+    inputs = {"src": ((pushed + 1).astype(float), np.array([0, 0, 1, 1, 2, 2]))}
+    sim = load(path, backend, out).simulator()
+    result = sim.run(inputs, 300.0)
+    assert sim._state.W == 64
+    expected = ReferenceSimulator(sim.data).run(inputs, 300.0).final_state["dst"][0, :, 0]
+    np.testing.assert_array_equal(expected, [2, 2, 2])
+    np.testing.assert_array_equal(result.final_state["dst"][0, :, 0], expected)
+
+
 @pytest.mark.parametrize("timing", ["exact", "grid"])
 def test_fifo_targets_with_more_lines_than_one_scan_takes(backend, write_model, out, timing):
     # a target's fifo lines are scanned 64 at a time: 150 lines, 2 slots each (they overflow), with drops

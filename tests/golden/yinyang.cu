@@ -811,8 +811,11 @@ __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t 
     uint64_t steps = 0;  /* the later steps of the phase in which the neuron spikes */
     if (until > from) {
         steps = (uint64_t)S.pop1_hid_win_steps[(((n + 1) / S.W & 1) * S.B + b) * 120 + neuron];
-        if (steps & ((1ULL << k) - 1) >> k_from << k_from) return;  /* a spike of an earlier step pushes */
-        steps &= ((2ULL << (k + until - n)) - 1) >> (k + 1) << (k + 1);
+        /* bits k_from .. k - 1: the phase's earlier steps; bits k + 1 .. k + until - n: its later ones (at most
+           bit 63: shifts of 64 are undefined, so the masks are made without them) */
+        if (steps & ((1ULL << k) - 1) & (~0ULL << k_from)) return;  /* a spike of an earlier step pushes */
+        const int64_t top = k + until - n;
+        steps &= (top >= 63 ? ~0ULL : (2ULL << top) - 1) & (k >= 63 ? 0ULL : ~0ULL << (k + 1));
     }
     for (int64_t syn = first + lane; syn < last; syn += lanes)
         for (int64_t m = n, left = (int64_t)steps, at = i; at >= 0; ) {
