@@ -10,7 +10,8 @@ then the next one runs. ``qgen_backward``, whose threads of a block meet at barr
 are run with several threads and blocks per trial, sharing their work as on the GPU, and the
 barriers must hold for the results to be right; what the emulation cannot show is a race between
 two instructions (threads switch only where they wait) or the order of atomic additions (they are
-plain operations).
+plain operations). The kernels are compiled with g++'s undefined-behaviour sanitizer, which stops the
+process where one does something C++ leaves undefined (a shift by 64 bits once pushed a spike twice).
 """
 
 from __future__ import annotations
@@ -281,7 +282,10 @@ class EmulatedDriver:
         if not library.is_file():
             wrapper = source.parent / "emulated.cpp"
             wrapper.write_text(SHIM + '#include "model.cu"\n' + LAUNCHER)
-            result = subprocess.run(["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o", str(library),
-                                     str(wrapper)], capture_output=True, text=True, timeout=600)
+            # undefined behaviour (a shift by 64, a signed overflow) stops the process with its place: the
+            # GPU may well compute what was meant, or not
+            result = subprocess.run(["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-fsanitize=undefined",
+                                     "-fno-sanitize-recover=all", "-o", str(library), str(wrapper)],
+                                    capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, result.stderr[-4000:]
         return _Module(ctypes.CDLL(str(library)))

@@ -817,19 +817,21 @@ __device__ void push_prj1_hid__out(int64_t b, int64_t n, int64_t first, int64_t 
         const int64_t top = k + until - n;
         steps &= (top >= 63 ? ~0ULL : (2ULL << top) - 1) & (k >= 63 ? 0ULL : ~0ULL << (k + 1));
     }
-    for (int64_t syn = first + lane; syn < last; syn += lanes)
-        for (int64_t m = n, left = (int64_t)steps, at = i; at >= 0; ) {
+    for (int64_t syn = first + lane; syn < last; syn += lanes) {
+        uint64_t left = steps;
+        for (int64_t m = n, at = i; at >= 0; ) {
             const int64_t list = spike_list(b, m) * S.M;
             for (int64_t c = at; c >= 0; c = S.spk_next[list + c])
                 if (enqueue_prj1_hid__out(b, syn, S.spk_time[list + c], m)) return;
             at = -1;
             if (left) {  /* the next step with a spike */
-                const int64_t kk = __ffsll(left) - 1;
+                const int64_t kk = __ffsll((long long)left) - 1;
                 left &= left - 1;
                 m = n + kk - k;
                 at = win[kk];
             }
         }
+    }
 }
 
 /* Append the events of this projection due at step n for one target to ev (its lines, oldest first). A
