@@ -170,17 +170,22 @@ def test_weights_delays_and_parameters_are_the_arrays_of_the_next_run(backend, o
     assert len(times) and times.min() > 3.0  # the first input arrives at 1 + 2 ms
 
 
+def host_to_device_copies(sim, monkeypatch) -> list:
+    """The host arrays that ``sim``'s runs copy to the device from now on, in order."""
+    device, copied = sim._state.device, []
+    htod = device.cuda.memcpy_htod
+    monkeypatch.setattr(device, "cuda", type("Counting", (), {
+        "__getattr__": lambda self, name: getattr(cuda_target._driver(), name),
+        "memcpy_htod": staticmethod(lambda dest, src: copied.append(src) or htod(dest, src))})())
+    return copied
+
+
 def test_unchanged_network_arrays_are_not_copied_again(backend, out, monkeypatch):
     sim = load(EXAMPLES / "yinyang.snn", backend, out).simulator()
     inputs = {"inp": (np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.arange(5))}
     weights = sim.weights["inp->hid"]
     first = sim.run(inputs, 30.0).spikes["hid"].total.sum()
-    device = sim._state.device
-    copied = []
-    htod = device.cuda.memcpy_htod
-    monkeypatch.setattr(device, "cuda", type("Counting", (), {
-        "__getattr__": lambda self, name: getattr(cuda_target._driver(), name),
-        "memcpy_htod": staticmethod(lambda dest, src: copied.append(src) or htod(dest, src))})())
+    copied = host_to_device_copies(sim, monkeypatch)
     assert sim.run(inputs, 30.0).spikes["hid"].total.sum() == first
     assert not any(src is weights or src is sim._arrays["prj0_inp__hid_post"] for src in copied)
     with pytest.raises(ValueError, match="read-only"):  # a reference from before the run: loud, not missed
@@ -196,12 +201,7 @@ def test_bound_inputs_are_not_copied_again(backend, write_model, out, monkeypatc
     inputs = poisson(6, 2, True, rate_hz=200.0)
     expected = sim.run(inputs, 50.0)
     bound = sim.bind(inputs, 50.0)
-    device = sim._state.device
-    copied = []
-    htod = device.cuda.memcpy_htod
-    monkeypatch.setattr(device, "cuda", type("Counting", (), {
-        "__getattr__": lambda self, name: getattr(cuda_target._driver(), name),
-        "memcpy_htod": staticmethod(lambda dest, src: copied.append(src) or htod(dest, src))})())
+    copied = host_to_device_copies(sim, monkeypatch)
     # bound, bound again (none of its arrays copied), the spikes (theirs copied), bound (copied again)
     for given, copies in ((bound, len(bound.arrays)), (bound, 0), (inputs, 0), (bound, len(bound.arrays))):
         copied.clear()

@@ -37,7 +37,7 @@ from qgen.runtime.inputs import Inputs, check_inputs
 from qgen.runtime import background
 from qgen.runtime.network import NetworkData, PopulationData, ProjectionData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
-from qgen.runtime.schedule import grid_steps, input_schedule
+from qgen.runtime.schedule import grid_steps, input_schedule, run_steps
 
 
 class Dynamics:
@@ -120,13 +120,11 @@ class ReferenceSimulator:
 
         ``grad``: keep what :meth:`backward` needs (exact timing and linear dynamics only).
         """
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-            raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
+        steps = run_steps(duration, self.dt)
         if grad:
             check_differentiable(self)
         self._tapes, self._last = None, None
         tapes = [ForwardTape() for _ in range(self.batch)] if grad else [None] * self.batch
-        steps = int(math.ceil(duration / self.dt - 1e-9))
         checked = check_inputs(inputs, self.data, self.batch)
         net = self.data.network
         result = Result(duration, self.dt)

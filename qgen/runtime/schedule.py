@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from qgen.errors import Code, QgenError
+
 CHUNK = 1 << 16  # input spikes converted or checked at a time: the temporaries stay in cache
+
+
+def run_steps(duration: float, dt: float) -> int:
+    """The steps of a run of ``duration`` ms (a clear error unless it is a positive number)."""
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+        raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
+    return int(math.ceil(duration / dt - 1e-9))
 
 
 def grid_steps(delay: np.ndarray, dt: float) -> np.ndarray:

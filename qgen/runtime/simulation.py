@@ -20,6 +20,7 @@ from qgen.codegen.names import c_identifier
 from qgen.runtime.inputs import BoundInputs, Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result, SpikeRecord
+from qgen.runtime.schedule import run_steps
 from qgen.targets.c import CBuild
 
 _NUMPY = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
@@ -231,16 +232,11 @@ class Simulation:
         then gives what ``run(inputs, duration)`` gives, without that work at every run (ten million
         input spikes took 0.2–0.5 s of each run). The spikes are copied: changing the given arrays
         afterwards changes nothing."""
-        steps = self._steps(duration)
+        steps = run_steps(duration, self.dt)
         bound = self._bound_inputs(check_inputs(inputs, self.data, self.batch), steps)
         for array in bound.arrays.values():
             array.flags.writeable = False
         return bound
-
-    def _steps(self, duration: float) -> int:
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-            raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
-        return int(math.ceil(duration / self.dt - 1e-9))
 
     # ------------------------------------------------------------ running
 
@@ -252,14 +248,13 @@ class Simulation:
         what :meth:`bind` made of them for this duration. ``grad``: keep the spike record that
         :meth:`backward` needs (exact timing, linear kinds with additive events, a float64 build).
         """
-        steps = self._steps(duration)
-        if isinstance(inputs, BoundInputs):
-            inputs.check(self, steps)
+        steps = run_steps(duration, self.dt)
         if grad:
             self._check_differentiable()
         self._last = None
         self._check_network()
-        checked = inputs if isinstance(inputs, BoundInputs) else check_inputs(inputs, self.data, self.batch)
+        checked = (inputs.check(self, steps) if isinstance(inputs, BoundInputs)
+                   else check_inputs(inputs, self.data, self.batch))
         self._bind_run(steps, checked, grad)
         base = {name: self._arrays[f"{p['prefix']}_params"].copy() for name, p in self._pops.items() if p["kind"]}
         self._runs = []

@@ -37,7 +37,7 @@ from qgen.ir.nodes import Model
 from qgen.runtime.inputs import BoundInputs, Inputs, check_inputs, pushed_in_order
 from qgen.runtime.network import NetworkData
 from qgen.runtime.results import DEFAULT_SPIKE_CAPACITY, Result
-from qgen.runtime.schedule import grid_point, grid_steps
+from qgen.runtime.schedule import grid_point, grid_steps, run_steps
 from qgen.targets.c import MANIFEST, _locked, write_manifest
 
 PRECISIONS = ("float64", "float32")
@@ -560,9 +560,7 @@ class JaxSimulation:
     # ------------------------------------------------------------ running
 
     def _steps(self, duration: float) -> int:
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-            raise QgenError(Code.BAD_OPTION, f"the duration must be a positive number of ms, not {duration!r}")
-        return int(math.ceil(duration / self.dt - 1e-9))
+        return run_steps(duration, self.dt)
 
     def bind(self, inputs: Inputs | None, duration: float) -> BoundInputs:
         """Input spikes checked and encoded once, on the device, for runs of ``duration`` ms
